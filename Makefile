@@ -1,0 +1,36 @@
+# The README's two commands: `make demo` and `make test`. Everything is installed into .venv.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+FASTREID ?= fastreid==1.4.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_CONFIG ?= configs/Demo/baseline_synthetic.yml
+DEMO_OUT ?= logs/demo/baseline
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+# fastreid's PyPI metadata pins torch 1.13.1, which has no wheel for Python 3.11 here:
+# install it without its declared dependencies; setup.py lists what it really needs.
+$(STAMP): setup.py Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet --no-deps $(FASTREID)
+	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -c "import cift; print('cift installed:', cift.__file__)"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) projects/CIFT/train_net.py --config-file $(DEMO_CONFIG) OUTPUT_DIR $(DEMO_OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check projects tests setup.py
+
+clean:
+	rm -rf $(VENV) logs

@@ -1,0 +1,168 @@
+"""Run-time adaptations of fastreid 1.4.0 to torch 2 / Python 3.11 / numpy 2 / CPU-only machines.
+
+This is the only module that patches fastreid. Each shim is one function with a comment saying
+what breaks without it; `apply()` runs them all and is called by `import cift` before anything
+else touches fastreid. Every shim is idempotent and is covered by a test that fails without it.
+Nothing in site-packages is edited: the shims replace module attributes at run time.
+"""
+from __future__ import annotations
+
+import collections
+import collections.abc
+import logging
+import sys
+import types
+from typing import Any, Callable
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+_APPLIED = False
+
+
+def provide_torch_six() -> None:
+    """`fastreid.data.build` does `from torch._six import string_classes`; torch 2 removed
+    `torch._six`. Provide a minimal module with the one name fastreid uses."""
+    if "torch._six" in sys.modules:
+        return
+    six = types.ModuleType("torch._six")
+    six.string_classes = (str, bytes)
+    sys.modules["torch._six"] = six
+    torch._six = six
+
+
+def restore_collections_abc_aliases() -> None:
+    """`fastreid.data.build` and `fastreid.evaluation.testing` do `from collections import
+    Mapping`; Python 3.10 removed those aliases of `collections.abc`."""
+    for name in ("Mapping", "MutableMapping", "Sequence", "Iterable"):
+        if not hasattr(collections, name):
+            setattr(collections, name, getattr(collections.abc, name))
+
+
+def default_device_from_hardware() -> None:
+    """fastreid's default `MODEL.DEVICE` is "cuda", so every config fails on a machine without
+    a GPU; default to "cpu" there (an explicit `MODEL.DEVICE` in a config still wins)."""
+    from fastreid.config import defaults
+
+    if not torch.cuda.is_available():
+        defaults._C.MODEL.DEVICE = "cpu"
+
+
+def cpu_safe_dataloader() -> None:
+    """`DataLoaderX` creates a CUDA stream in its constructor and prefetches to the GPU, so
+    fastreid's loaders crash without CUDA. Use it on GPU machines, a plain DataLoader otherwise."""
+    from fastreid.data import build, data_utils
+
+    original = getattr(data_utils.DataLoaderX, "_cift_original", data_utils.DataLoaderX)
+
+    def DataLoaderX(local_rank: int, **kwargs: Any) -> torch.utils.data.DataLoader:  # noqa: N802
+        if torch.cuda.is_available():
+            return original(local_rank, **kwargs)
+        return torch.utils.data.DataLoader(**{**kwargs, "pin_memory": False})
+
+    DataLoaderX._cift_original = original
+    data_utils.DataLoaderX = DataLoaderX
+    build.DataLoaderX = DataLoaderX
+
+
+def skip_cython_build() -> None:
+    """`ReidEvaluator` runs `make` inside site-packages to build its Cython ranker and calls
+    `sys.exit(1)` when that fails (no write access, no Cython). fastreid already falls back to
+    its Python ranker when the extension is absent, so skip the build instead of exiting."""
+    from fastreid.evaluation import reid_evaluation
+
+    def compile_helper() -> None:
+        logger.info("fastreid's Cython ranker is not built; using its Python ranker")
+
+    reid_evaluation.compile_helper = compile_helper
+
+
+def cpu_safe_rerank() -> None:
+    """`compute_jaccard_distance` (TEST.RERANK) moves features to CUDA for every faiss search
+    option but the CPU one; pick the CPU option when there is no GPU."""
+    from fastreid.utils import compute_dist
+
+    current = compute_dist.compute_jaccard_distance
+    original: Callable = getattr(current, "_cift_original", current)
+
+    def compute_jaccard_distance(features, k1=20, k2=6, search_option=0, fp16=False):
+        if not torch.cuda.is_available() or faiss_gpu_count() == 0:
+            search_option = 3
+        return original(features, k1=k1, k2=k2, search_option=search_option, fp16=fp16)
+
+    compute_jaccard_distance._cift_original = original
+    compute_dist.compute_jaccard_distance = compute_jaccard_distance
+
+
+def faiss_gpu_count() -> int:
+    """Number of GPUs faiss can use (0 for the faiss-cpu wheel)."""
+    import faiss
+
+    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+
+
+def cpu_safe_ddp() -> None:
+    """DefaultTrainer wraps the model as `DistributedDataParallel(model, device_ids=[rank])`;
+    for a CPU model torch requires `device_ids=None`. Drop it when the model lives on the CPU."""
+    from fastreid.engine import defaults
+    from torch.nn.parallel import DistributedDataParallel
+
+    def ddp(module: torch.nn.Module, device_ids=None, **kwargs: Any) -> DistributedDataParallel:
+        on_cpu = next(module.parameters()).device.type == "cpu"
+        return DistributedDataParallel(module, device_ids=None if on_cpu else device_ids, **kwargs)
+
+    defaults.DistributedDataParallel = ddp
+
+
+def cpu_safe_launch() -> None:
+    """fastreid's `launch()` workers assert CUDA and always use NCCL. Workers here pick NCCL
+    with one GPU per process when CUDA is there, gloo on the CPU otherwise."""
+    import torch.distributed as dist
+    from fastreid.engine import launch as launch_module
+    from fastreid.utils import comm
+
+    def _distributed_worker(local_rank, main_func, world_size, num_gpus_per_machine,
+                            machine_rank, dist_url, args):
+        use_cuda = torch.cuda.is_available()
+        if use_cuda and num_gpus_per_machine > torch.cuda.device_count():
+            raise RuntimeError(f"--num-gpus {num_gpus_per_machine} asked for, "
+                               f"{torch.cuda.device_count()} GPUs visible")
+        global_rank = machine_rank * num_gpus_per_machine + local_rank
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo", init_method=dist_url,
+                                world_size=world_size, rank=global_rank)
+        if use_cuda:
+            torch.cuda.set_device(local_rank)
+        comm.synchronize()
+        num_machines = world_size // num_gpus_per_machine
+        for i in range(num_machines):
+            ranks = list(range(i * num_gpus_per_machine, (i + 1) * num_gpus_per_machine))
+            group = dist.new_group(ranks)
+            if i == machine_rank:
+                comm._LOCAL_PROCESS_GROUP = group
+        main_func(*args)
+
+    launch_module._distributed_worker = _distributed_worker
+
+
+# Order matters: the first two must run before `fastreid.data` can be imported at all.
+SHIMS: tuple[Callable[[], None], ...] = (
+    provide_torch_six,
+    restore_collections_abc_aliases,
+    default_device_from_hardware,
+    cpu_safe_dataloader,
+    skip_cython_build,
+    cpu_safe_rerank,
+    cpu_safe_ddp,
+    cpu_safe_launch,
+)
+
+
+def apply() -> None:
+    """Apply every shim once (later calls do nothing)."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    for shim in SHIMS:
+        shim()
+    _APPLIED = True

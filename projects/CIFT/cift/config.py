@@ -1,0 +1,101 @@
+"""`add_cift_config(cfg)`: the only place where cift adds config keys.
+
+Defaults leave fastreid's behaviour unchanged where a key already exists in fastreid; the
+paper recipe lives in `configs/Base-CIFT.yml`.
+"""
+from __future__ import annotations
+
+import os
+
+from fastreid.config import CfgNode as CN
+
+
+def add_cift_config(cfg: CN) -> CN:
+    """Add the VI-ReID / CIFT keys to a fastreid config in place and return it."""
+    _C = cfg
+
+    # Heterogeneous centre contrastive loss (supplementary eq. 6), feature level: Euclidean
+    # distance on the pooled backbone features. MARGIN is rho; SCALE multiplies the term.
+    _C.MODEL.LOSSES.HCC = CN()
+    _C.MODEL.LOSSES.HCC.EUC = CN()
+    # rho for the Euclidean level.
+    _C.MODEL.LOSSES.HCC.EUC.MARGIN = 0.6
+    # weight of HCC_euc(pool) in the total loss (0 disables it).
+    _C.MODEL.LOSSES.HCC.EUC.SCALE = 1.0
+    # Logit level: symmetric KL between softmax distributions.
+    _C.MODEL.LOSSES.HCC.KL = CN()
+    # rho for the KL level.
+    _C.MODEL.LOSSES.HCC.KL.MARGIN = 6.0
+    # weight of HCC_kl(logits) in the total loss (0 disables it).
+    _C.MODEL.LOSSES.HCC.KL.SCALE = 1.0
+
+    # BNNeck initialisation as in the authors' code: BN weight ~ N(1, STD), bias frozen at 0.
+    _C.MODEL.HEADS.BN_INIT_STD = 0.01
+    # Classifier (bias-free linear) weight ~ N(0, CLS_INIT_STD).
+    _C.MODEL.HEADS.CLS_INIT_STD = 0.001
+
+    # Random erasing (INPUT.REA.*, before normalisation): erased area range, as a fraction of
+    # the image, and aspect-ratio range of the erased rectangle.
+    _C.INPUT.REA.AREA = (0.02, 0.4)
+    _C.INPUT.REA.RATIO = (0.3, 3.33)
+
+    # Iterations in one training epoch. 0 = the cross-modality sampler's epoch (identities
+    # consumed in chunks of K images per modality, as the authors' sampler does); > 0 = fixed.
+    _C.SOLVER.ITERS_PER_EPOCH = 0
+    # Linear warm-up length in epochs (converted to SOLVER.WARMUP_ITERS with the epoch length
+    # above); 0 keeps fastreid's SOLVER.WARMUP_ITERS as given.
+    _C.SOLVER.WARMUP_EPOCHS = 0
+
+    # Training metrics (losses, lr, ETA) are printed every LOG_PERIOD iterations (fastreid: 200).
+    _C.SOLVER.LOG_PERIOD = 200
+
+    # SYSU-MM01 protocol (DESIGN §4): number of gallery trials (seeds 0..TRIALS-1).
+    _C.TEST.SYSU = CN()
+    _C.TEST.SYSU.TRIALS = 10
+    # search modes to report: "all" (cams 1,2,4,5) and/or "indoor" (cams 1,2).
+    _C.TEST.SYSU.MODES = ("all", "indoor")
+    # gallery images per (identity, camera): 1 = single-shot, 10 = multi-shot.
+    _C.TEST.SYSU.SHOTS = (1, 10)
+    # reported as `metric` (kept by fastreid for model_best): "<mode>-<single|multi>/<metric>".
+    _C.TEST.SYSU.MAIN_METRIC = "all-single/mAP"
+
+    # Synthetic VI data set (the embedded default): generator parameters; the data set is
+    # written to $FASTREID_DATASETS/SyntheticVI on first use.
+    _C.DATASETS.SYNTHETIC = CN()
+    # number of identities (train + val + test).
+    _C.DATASETS.SYNTHETIC.NUM_IDS = 60
+    # images per (identity, camera); multi-shot SYSU galleries need at least 10.
+    _C.DATASETS.SYNTHETIC.IMAGES_PER_CAMERA = 12
+    # generator seed.
+    _C.DATASETS.SYNTHETIC.SEED = 0
+    return cfg
+
+
+def load_config(config_file: str = "", opts: list[str] | None = None) -> CN:
+    """fastreid defaults + cift keys + a YAML file + `KEY VALUE` overrides, frozen.
+
+    An unknown key, a missing file or a malformed value raises CiftInputError naming it.
+    """
+    from fastreid.config import get_cfg
+
+    from .errors import CiftInputError
+
+    cfg = add_cift_config(get_cfg())
+    if config_file:
+        if not os.path.isfile(config_file):
+            raise CiftInputError(f"{config_file}: config file not found")
+        try:
+            cfg.merge_from_file(config_file)
+        except (KeyError, ValueError, AssertionError, TypeError) as err:
+            raise CiftInputError(f"{config_file}: {_one_line(err)}") from None
+    try:
+        cfg.merge_from_list(list(opts or []))
+    except (KeyError, ValueError, AssertionError, TypeError) as err:
+        raise CiftInputError(f"command-line options: {_one_line(err)}") from None
+    cfg.freeze()
+    return cfg
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err.args[0]) if err.args else repr(err)
+    return " ".join(text.split())

@@ -1,0 +1,117 @@
+"""Train and test loaders for VI-ReID items (img_path, pid, camid, modality).
+
+They reuse fastreid's `build_reid_train_loader` / `build_reid_test_loader` with explicit data
+sets and samplers (fastreid's documented seam), adding the modality of every image to the batch.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from fastreid.data import build_reid_test_loader, build_reid_train_loader
+from fastreid.data.common import CommDataset
+from fastreid.data.datasets import DATASET_REGISTRY
+from fastreid.utils import comm
+from PIL import Image
+
+from ..errors import CiftInputError
+from .cross_modality_sampler import CrossModalityIdentitySampler
+from .modality import is_visible
+from .transforms import build_vi_transforms
+
+logger = logging.getLogger(__name__)
+
+CROSS_MODALITY_SAMPLER = "CrossModalityIdentitySampler"
+
+
+def read_rgb(path: str) -> Image.Image:
+    """Open an image as RGB; an unreadable file raises CiftInputError naming the path."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError) as err:
+        raise CiftInputError(f"{path}: cannot read image ({err})") from None
+
+
+class VIDataset(CommDataset):
+    """fastreid's CommDataset over (img_path, pid, camid, modality) items; each sample also
+    carries `is_visible` (bool)."""
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        path, pid, camid, modality = self.img_items[index][:4]
+        image = read_rgb(path)
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.relabel:
+            pid, camid = self.pid_dict[pid], self.cam_dict[camid]
+        return {"images": image, "targets": pid, "camids": camid, "img_paths": path,
+                "is_visible": is_visible(modality)}
+
+
+def dataset_kwargs(cfg, name: str) -> dict[str, Any]:
+    """Constructor arguments a registered data set takes from the config."""
+    if name == "SyntheticVI":
+        s = cfg.DATASETS.SYNTHETIC
+        return dict(num_ids=s.NUM_IDS, images_per_camera=s.IMAGES_PER_CAMERA, seed=s.SEED)
+    return {}
+
+
+def datasets_root() -> str:
+    """Root of all data sets: $FASTREID_DATASETS (read at call time), default ./datasets."""
+    return os.getenv("FASTREID_DATASETS", "datasets")
+
+
+def load_dataset(cfg, name: str):
+    """Instantiate the registered data set `name` under $FASTREID_DATASETS."""
+    try:
+        factory = DATASET_REGISTRY.get(name)
+    except KeyError:
+        known = ", ".join(sorted(k for k, _ in DATASET_REGISTRY))
+        raise CiftInputError(f"DATASETS: unknown data set {name!r}; known: {known}") from None
+    return factory(root=datasets_root(), **dataset_kwargs(cfg, name))
+
+
+def build_vi_train_set(cfg) -> VIDataset:
+    """Training items of every data set in DATASETS.NAMES, relabelled to 0..C-1."""
+    items = []
+    for name in cfg.DATASETS.NAMES:
+        data = load_dataset(cfg, name)
+        if comm.is_main_process():
+            data.show_train()
+        items.extend(data.train)
+    return VIDataset(items, build_vi_transforms(cfg, is_train=True), relabel=True)
+
+
+def build_vi_train_loader(cfg):
+    """Infinite train loader; DATALOADER.SAMPLER_TRAIN picks the cross-modality identity
+    sampler or any of fastreid's samplers."""
+    train_set = build_vi_train_set(cfg)
+    if cfg.DATALOADER.SAMPLER_TRAIN != CROSS_MODALITY_SAMPLER:
+        return build_reid_train_loader(cfg, train_set=train_set)
+    items = train_set.img_items
+    sampler = CrossModalityIdentitySampler(
+        pids=[train_set.pid_dict[item[1]] for item in items],
+        is_visible=[is_visible(item[3]) for item in items],
+        batch_size=cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size(),
+        num_instances=cfg.DATALOADER.NUM_INSTANCE,
+    )
+    return build_reid_train_loader(train_set=train_set, sampler=sampler,
+                                   total_batch_size=cfg.SOLVER.IMS_PER_BATCH,
+                                   num_workers=cfg.DATALOADER.NUM_WORKERS)
+
+
+def build_vi_test_loader(cfg, dataset_name: str):
+    """Loader over query + gallery pool of `dataset_name` (test transforms, no relabelling).
+
+    Returns (loader, num_query, dataset) — the data set keeps the items the protocols need.
+    """
+    data = load_dataset(cfg, dataset_name)
+    if comm.is_main_process():
+        data.show_test()
+    test_set = VIDataset(data.query + data.gallery, build_vi_transforms(cfg, is_train=False),
+                         relabel=False)
+    loader, num_query = build_reid_test_loader(
+        test_set=test_set, test_batch_size=cfg.TEST.IMS_PER_BATCH, num_query=len(data.query),
+        num_workers=cfg.DATALOADER.NUM_WORKERS)
+    return loader, num_query, data

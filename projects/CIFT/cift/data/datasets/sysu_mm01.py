@@ -1,0 +1,91 @@
+"""SYSU-MM01 read in place from its raw download layout."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastreid.data.datasets import DATASET_REGISTRY
+from fastreid.data.datasets.bases import ImageDataset
+
+from ...errors import CiftInputError
+from ..modality import INFRARED, VISIBLE
+
+VISIBLE_CAMERAS = (1, 2, 4, 5)
+INFRARED_CAMERAS = (3, 6)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def read_id_file(path: Path) -> list[int]:
+    """Parse one `exp/*_id.txt` file: comma-separated integer identities (whitespace allowed)."""
+    if not path.is_file():
+        raise CiftInputError(f"{path}: split file not found (expected comma-separated ids)")
+    tokens = [t for t in path.read_text().replace("\n", ",").split(",") if t.strip()]
+    try:
+        return [int(t) for t in tokens]
+    except ValueError as err:
+        raise CiftInputError(f"{path}: expected comma-separated integer ids ({err})") from None
+
+
+def list_identity_images(root: Path, pids: list[int], cameras: tuple[int, ...]
+                         ) -> list[tuple[str, int, int, str]]:
+    """All images of `pids` under `root/cam{c}/{pid:04d}/`, as (path, pid, camid, modality).
+
+    Files are sorted by name within a folder; every pid must have at least one image folder.
+    """
+    items = []
+    for pid in pids:
+        found = False
+        for cam in cameras:
+            folder = root / f"cam{cam}" / f"{pid:04d}"
+            if not folder.is_dir():
+                continue
+            found = True
+            modality = INFRARED if cam in INFRARED_CAMERAS else VISIBLE
+            for name in sorted(os.listdir(folder)):
+                if name.lower().endswith(IMAGE_SUFFIXES):
+                    items.append((str(folder / name), pid, cam, modality))
+        if not found:
+            raise CiftInputError(
+                f"{root}: identity {pid} is listed in exp/ but has no folder cam*/{pid:04d}")
+    return items
+
+
+@DATASET_REGISTRY.register()
+class SYSUMM01(ImageDataset):
+    """SYSU-MM01 (Wu et al., "RGB-Infrared Cross-Modality Person Re-Identification", ICCV 2017).
+
+    URL: https://github.com/wuancong/SYSU-MM01 (download on request from the authors).
+    Layout under `$FASTREID_DATASETS/SYSU-MM01`: `cam{1..6}/{pid:04d}/*.jpg` and
+    `exp/{train,val,test}_id.txt`. Cameras 1, 2, 4, 5 are visible, 3 and 6 near-infrared.
+
+    Splits (the standard protocol): train = train ∪ val ids (395 ids, 22,258 visible +
+    11,909 infrared images); query = every infrared image of the 96 test ids (3,803);
+    gallery pool = every visible image of the test ids (cams 1, 2, 4, 5), from which the
+    evaluator draws the per-trial galleries. Items are (img_path, pid, camid, modality).
+    """
+
+    dataset_dir = "SYSU-MM01"
+    dataset_name = "sysumm01"
+
+    def __init__(self, root: str = "datasets", **kwargs):
+        self.root = Path(root)
+        self.data_dir = self.prepare(self.root / self.dataset_dir)
+        exp = self.data_dir / "exp"
+        if not exp.is_dir():
+            raise CiftInputError(f"{self.data_dir}: no exp/ folder (expected exp/*_id.txt)")
+        train_ids = read_id_file(exp / "train_id.txt") + read_id_file(exp / "val_id.txt")
+        test_ids = read_id_file(exp / "test_id.txt")
+        train = list_identity_images(self.data_dir, sorted(set(train_ids)),
+                                     VISIBLE_CAMERAS + INFRARED_CAMERAS)
+        train = [(path, f"{self.dataset_name}_{pid}", cam, mod) for path, pid, cam, mod in train]
+        query = list_identity_images(self.data_dir, test_ids, INFRARED_CAMERAS)
+        gallery = list_identity_images(self.data_dir, test_ids, VISIBLE_CAMERAS)
+        super().__init__(train, query, gallery, **kwargs)
+
+    def prepare(self, data_dir: Path) -> Path:
+        """Check that the data set folder exists; subclasses may create it first."""
+        if not data_dir.is_dir():
+            raise CiftInputError(
+                f"{data_dir}: data set folder not found (set FASTREID_DATASETS; "
+                f"see datasets/README.md for the expected layout)")
+        return data_dir

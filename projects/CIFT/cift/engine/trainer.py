@@ -1,0 +1,106 @@
+"""CIFTTrainer: fastreid's DefaultTrainer with VI-ReID loaders, sampler epochs, the SYSU
+evaluator, atomic checkpoints and progress printing."""
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+from fastreid.engine import DefaultTrainer, hooks
+from fastreid.engine.train_loop import AMPTrainer, SimpleTrainer, TrainerBase
+from fastreid.evaluation import inference_on_dataset
+from fastreid.utils import comm
+from fastreid.utils.logger import setup_logger
+from torch.nn.parallel import DistributedDataParallel
+
+from ..data import build_vi_test_loader, build_vi_train_loader
+from ..evaluation import SYSUEvaluator, format_protocol_table
+from .checkpoint import AtomicCheckpointer
+
+logger = logging.getLogger(__name__)
+
+
+def epoch_length(cfg, data_loader) -> int:
+    """Iterations per epoch: SOLVER.ITERS_PER_EPOCH if set, else the cross-modality sampler's
+    epoch, else fastreid's len(train set) // batch."""
+    if cfg.SOLVER.ITERS_PER_EPOCH > 0:
+        return cfg.SOLVER.ITERS_PER_EPOCH
+    sampler = getattr(data_loader.batch_sampler, "sampler", None)
+    if hasattr(sampler, "batches_per_epoch"):
+        return sampler.batches_per_epoch
+    return max(1, len(data_loader.dataset) // cfg.SOLVER.IMS_PER_BATCH)
+
+
+def with_epoch_schedule(cfg, iters_per_epoch: int):
+    """A copy of cfg whose SOLVER.WARMUP_ITERS comes from SOLVER.WARMUP_EPOCHS (if set)."""
+    cfg = cfg.clone()
+    cfg.defrost()
+    if cfg.SOLVER.WARMUP_EPOCHS > 0:
+        cfg.SOLVER.WARMUP_ITERS = cfg.SOLVER.WARMUP_EPOCHS * iters_per_epoch
+    cfg.freeze()
+    return cfg
+
+
+class CIFTTrainer(DefaultTrainer):
+    """Builds the same objects as DefaultTrainer (model, optimizer with heads x
+    HEADS_LR_FACTOR, scheduler, checkpointer, hooks), with an epoch defined by the sampler."""
+
+    def __init__(self, cfg):
+        TrainerBase.__init__(self)
+        if not logging.getLogger("fastreid").isEnabledFor(logging.INFO):
+            setup_logger()
+        data_loader = self.build_train_loader(cfg)
+        cfg = self.auto_scale_hyperparams(cfg, data_loader.dataset.num_classes)
+        self.iters_per_epoch = epoch_length(cfg, data_loader)
+        cfg = with_epoch_schedule(cfg, self.iters_per_epoch)
+        model = self.build_model(cfg)
+        optimizer, param_wrapper = self.build_optimizer(cfg, model)
+        if comm.get_world_size() > 1:
+            on_gpu = next(model.parameters()).device.type == "cuda"
+            model = DistributedDataParallel(
+                model, device_ids=[comm.get_local_rank()] if on_gpu else None,
+                broadcast_buffers=False)
+        trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
+        self._trainer = trainer_cls(model, data_loader, optimizer, param_wrapper)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer, self.iters_per_epoch)
+        self.checkpointer = AtomicCheckpointer(model, cfg.OUTPUT_DIR,
+                                               save_to_disk=comm.is_main_process(),
+                                               optimizer=optimizer, **self.scheduler)
+        self.start_epoch = 0
+        self.max_epoch = cfg.SOLVER.MAX_EPOCH
+        self.max_iter = self.max_epoch * self.iters_per_epoch
+        self.warmup_iters = cfg.SOLVER.WARMUP_ITERS
+        self.delay_epochs = cfg.SOLVER.DELAY_EPOCHS
+        self.cfg = cfg
+        logger.info(f"{self.iters_per_epoch} iterations per epoch, {self.max_iter} in all")
+        self.register_hooks(self.build_hooks())
+
+    def build_hooks(self) -> list:
+        """fastreid's hooks; the metric printer's period comes from SOLVER.LOG_PERIOD."""
+        ret = super().build_hooks()
+        for hook in ret:
+            if isinstance(hook, hooks.PeriodicWriter):
+                hook._period = self.cfg.SOLVER.LOG_PERIOD
+        return ret
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        return build_vi_train_loader(cfg)
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name: str, output_dir=None):
+        loader, _, data = build_vi_test_loader(cfg, dataset_name)
+        return loader, SYSUEvaluator(cfg, data.query, data.gallery)
+
+    @classmethod
+    def test(cls, cfg, model) -> OrderedDict:
+        """Evaluate on every DATASETS.TESTS entry; results keyed by data set name (so that
+        `<name>/metric` reaches fastreid's checkpointer), tables printed on the main process."""
+        results = OrderedDict()
+        for name in cfg.DATASETS.TESTS:
+            loader, evaluator = cls.build_evaluator(cfg, name)
+            results[name] = inference_on_dataset(model, loader, evaluator,
+                                                 flip_test=cfg.TEST.FLIP.ENABLED)
+            if comm.is_main_process():
+                logger.info("\n" + format_protocol_table(results[name], title=f"{name} protocol "
+                                                         "(mean ± std over trials, %)"))
+        return results

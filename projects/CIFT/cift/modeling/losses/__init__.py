@@ -1,0 +1,3 @@
+from .hcc import hcc_loss
+
+__all__ = ["hcc_loss"]

@@ -1,0 +1,49 @@
+#!/usr/bin/env python
+"""Train or evaluate a VI-ReID model (VIBaseline, CIFT) with fastreid.
+
+    python projects/CIFT/train_net.py --config-file configs/Demo/baseline_synthetic.yml
+    python projects/CIFT/train_net.py --config-file FILE --eval-only MODEL.WEIGHTS model.pth
+    python projects/CIFT/train_net.py --config-file FILE --resume
+    python projects/CIFT/train_net.py --config-file FILE --num-gpus 4
+"""
+import sys
+
+from fastreid.engine import default_argument_parser, launch
+
+import cift  # noqa: F401  patches fastreid and registers everything
+from cift.engine import CIFTTrainer
+from cift.engine.checkpoint import AtomicCheckpointer, num_classes_in_checkpoint
+from cift.engine.setup import setup
+from cift.errors import CiftInputError
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        cfg.defrost()
+        cfg.MODEL.BACKBONE.PRETRAIN = False
+        if cfg.MODEL.HEADS.NUM_CLASSES == 0:
+            cfg.MODEL.HEADS.NUM_CLASSES = num_classes_in_checkpoint(cfg.MODEL.WEIGHTS)
+        cfg.freeze()
+        model = CIFTTrainer.build_model(cfg)
+        AtomicCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        return CIFTTrainer.test(cfg, model)
+    trainer = CIFTTrainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+def run(argv=None) -> int:
+    args = default_argument_parser().parse_args(argv)
+    try:
+        launch(main, args.num_gpus, num_machines=args.num_machines,
+               machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,))
+    except CiftInputError as err:
+        # DataLoader workers re-raise with the worker traceback in the message: keep the cause.
+        print(f"error: {str(err).strip().splitlines()[-1]}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())
