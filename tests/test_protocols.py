@@ -4,7 +4,6 @@ import random
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -303,4 +302,3 @@ def test_arguments_of_the_wrong_type_raise(kwargs):
 def test_constants():
     assert SYSU_CAMERAS == {"all": (1, 2, 4, 5), "indoor": (1, 2)}
     assert SYSU_QUERY_CAMERAS == (3, 6)
-    assert Path(protocols.__file__).name == "protocols.py"

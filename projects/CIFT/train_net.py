@@ -8,9 +8,11 @@
 """
 import sys
 
+import cift  # noqa: F401  first: patches fastreid for torch 2 and registers everything
+
+# isort: split
 from fastreid.engine import default_argument_parser, launch
 
-import cift  # noqa: F401  patches fastreid and registers everything
 from cift.engine import CIFTTrainer
 from cift.engine.checkpoint import AtomicCheckpointer, num_classes_in_checkpoint
 from cift.engine.setup import setup

@@ -145,6 +145,45 @@ def cpu_safe_launch() -> None:
     launch_module._distributed_worker = _distributed_worker
 
 
+def plain_optimizer_params() -> None:
+    """`build_optimizer` packs parameters into fastreid's ContiguousParams buffers, whose
+    gradients are views that torch 2's `zero_grad()` (set_to_none=True by default) throws
+    away: the optimizer then sees no gradients and the model never trains. Build optimizers
+    over the parameters themselves (the buffers were only a speed-up)."""
+    from fastreid import solver
+    from fastreid.engine import defaults
+    from fastreid.solver import build
+
+    original = getattr(build.build_optimizer, "_cift_original", build.build_optimizer)
+
+    def build_optimizer(cfg, model, contiguous: bool = False):
+        return original(cfg, model, contiguous=False)
+
+    build_optimizer._cift_original = original
+    for module in (build, solver, defaults):
+        module.build_optimizer = build_optimizer
+
+
+def metric_printer_tolerates_repeated_writes() -> None:
+    """`CommonMetricPrinter.write` divides by the iterations since its last write to estimate
+    the ETA before the iteration timer has history (first 3 iterations); the end-of-epoch and
+    end-of-training writes at the same iteration then raise ZeroDivisionError in short runs.
+    Skip a write that repeats the iteration already printed in that case."""
+    from fastreid.utils import events
+
+    printer = events.CommonMetricPrinter
+    original = getattr(printer.write, "_cift_original", printer.write)
+
+    def write(self) -> None:
+        last = getattr(self, "_last_write", None)
+        if last is not None and last[0] == events.get_event_storage().iter:
+            return
+        original(self)
+
+    write._cift_original = original
+    printer.write = write
+
+
 # Order matters: the first two must run before `fastreid.data` can be imported at all.
 SHIMS: tuple[Callable[[], None], ...] = (
     provide_torch_six,
@@ -155,6 +194,8 @@ SHIMS: tuple[Callable[[], None], ...] = (
     cpu_safe_rerank,
     cpu_safe_ddp,
     cpu_safe_launch,
+    plain_optimizer_params,
+    metric_printer_tolerates_repeated_writes,
 )
 
 

@@ -66,6 +66,10 @@ def add_cift_config(cfg: CN) -> CN:
     _C.DATASETS.SYNTHETIC.NUM_IDS = 60
     # images per (identity, camera); multi-shot SYSU galleries need at least 10.
     _C.DATASETS.SYNTHETIC.IMAGES_PER_CAMERA = 12
+    # identities held out for testing (the query/gallery identities), and validation
+    # identities (trained on, like SYSU-MM01's val ids).
+    _C.DATASETS.SYNTHETIC.TEST_IDS = 20
+    _C.DATASETS.SYNTHETIC.VAL_IDS = 8
     # generator seed.
     _C.DATASETS.SYNTHETIC.SEED = 0
     return cfg

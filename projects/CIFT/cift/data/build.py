@@ -53,7 +53,8 @@ def dataset_kwargs(cfg, name: str) -> dict[str, Any]:
     """Constructor arguments a registered data set takes from the config."""
     if name == "SyntheticVI":
         s = cfg.DATASETS.SYNTHETIC
-        return dict(num_ids=s.NUM_IDS, images_per_camera=s.IMAGES_PER_CAMERA, seed=s.SEED)
+        return dict(num_ids=s.NUM_IDS, images_per_camera=s.IMAGES_PER_CAMERA,
+                    test_ids=s.TEST_IDS, val_ids=s.VAL_IDS, seed=s.SEED)
     return {}
 
 

@@ -93,8 +93,11 @@ class CIFTTrainer(DefaultTrainer):
 
     @classmethod
     def test(cls, cfg, model) -> OrderedDict:
-        """Evaluate on every DATASETS.TESTS entry; results keyed by data set name (so that
-        `<name>/metric` reaches fastreid's checkpointer), tables printed on the main process."""
+        """Evaluate on every DATASETS.TESTS entry and print the protocol tables (main process).
+
+        Results are keyed by data set name, or are that data set's metrics when there is only
+        one: the `metric` / `<first test set>/metric` key fastreid's checkpointer looks for.
+        """
         results = OrderedDict()
         for name in cfg.DATASETS.TESTS:
             loader, evaluator = cls.build_evaluator(cfg, name)
@@ -103,4 +106,4 @@ class CIFTTrainer(DefaultTrainer):
             if comm.is_main_process():
                 logger.info("\n" + format_protocol_table(results[name], title=f"{name} protocol "
                                                          "(mean ± std over trials, %)"))
-        return results
+        return results[cfg.DATASETS.TESTS[0]] if len(results) == 1 else results

@@ -3,7 +3,7 @@
 Pure numpy and stdlib, so it can be used without torch or fastreid. Both functions reproduce the
 public reference code of Ye et al. (``eval_sysu`` and ``process_gallery_sysu`` in
 https://github.com/mangye16/Cross-Modal-Re-ID-baseline, also used by AGW and DEEN), including its
-ranking ties, its per-identity CMC and its random draws.
+ranking ties, its per-identity CMC and its single-shot random draws.
 """
 
 from __future__ import annotations
@@ -49,10 +49,12 @@ def evaluate_sysu(
         g_pids: (num_gallery,) gallery identities.
         q_camids: (num_query,) query cameras (3 or 6).
         g_camids: (num_gallery,) gallery cameras.
-        max_rank: CMC length; cut to the gallery size when larger, as the reference does.
+        max_rank: CMC length; like the reference, cut to the number of gallery identities a
+            query keeps when that is smaller (so never longer than the gallery).
 
     Returns:
-        cmc: (max_rank,) float32, fraction of valid queries matched within each rank.
+        cmc: (max_rank,) float32, fraction of valid queries matched within each rank (shorter
+            when cut, see ``max_rank``).
         mAP: mean AP over valid queries.
         mINP: mean INP over valid queries.
 
@@ -73,7 +75,6 @@ def evaluate_sysu(
         raise ValueError(f"g_pids and g_camids must have shape ({num_g},)")
     if max_rank < 1:
         raise ValueError(f"max_rank must be >= 1, got {max_rank}")
-    max_rank = min(max_rank, num_g)
 
     # Rank the full matrix at once: sorting masked rows could break ties differently.
     indices = np.argsort(distmat, axis=1)
@@ -199,6 +200,8 @@ def sample_sysu_gallery(
             if shots == 1:
                 drawn.append(rng.choice(files)[1])
                 continue
+            # The reference has no multi-shot draw; forks use an unseeded np.random.choice without
+            # replacement, which no trial reproduces. Same seeded generator here, same failure.
             if len(files) < shots:
                 raise ValueError(f"identity {pid} camera {cam} has {len(files)} images, "
                                  f"fewer than shots={shots}")

@@ -29,8 +29,13 @@ def cosine_distance(q: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 def metrics_row(cmc: np.ndarray, mAP: float, mINP: float) -> list[float]:
-    """[R1, R5, R10, R20, mAP, mINP] in percent."""
-    return [100.0 * float(cmc[r - 1]) for r in RANKS] + [100.0 * mAP, 100.0 * mINP]
+    """[R1, R5, R10, R20, mAP, mINP] in percent.
+
+    The protocol's CMC stops at the number of gallery identities (every valid query has
+    matched by then), so a rank past its end reads its last value.
+    """
+    cmc_at = [float(cmc[min(r, len(cmc)) - 1]) for r in RANKS]
+    return [100.0 * v for v in cmc_at] + [100.0 * mAP, 100.0 * mINP]
 
 
 DistanceFn = Callable[[np.ndarray, np.ndarray], np.ndarray]

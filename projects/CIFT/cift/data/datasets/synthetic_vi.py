@@ -21,10 +21,10 @@ class SyntheticVI(SYSUMM01):
     dataset_dir = "SyntheticVI"
     dataset_name = "syntheticvi"
 
-    def __init__(self, root: str = "datasets", num_ids: int = 60, images_per_camera: int = 6,
-                 seed: int = 0, **kwargs):
+    def __init__(self, root: str = "datasets", num_ids: int = 60, images_per_camera: int = 12,
+                 test_ids: int = 20, val_ids: int = 8, seed: int = 0, **kwargs):
         self.generator_args = dict(num_ids=num_ids, images_per_camera=images_per_camera,
-                                   seed=seed)
+                                   test_ids=test_ids, val_ids=val_ids, seed=seed)
         super().__init__(root, **kwargs)
 
     def prepare(self, data_dir: Path) -> Path:

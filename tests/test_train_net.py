@@ -1,0 +1,189 @@
+"""End to end through projects/CIFT/train_net.py on a tiny synthetic SYSU-layout data set (CPU):
+train, checkpoint, resume, eval-only, and the bad inputs that must fail in one line."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from cift.data.synthetic import ensure_synthetic_sysu
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = str(ROOT / "configs" / "Demo" / "baseline_synthetic.yml")
+SETTINGS = ("all-single", "all-multi", "indoor-single", "indoor-multi")
+
+# A few seconds per run: ResNet-18 on 32x16 images, 1 iteration per epoch, 2 trials.
+TINY = ["MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.FEAT_DIM", "512",
+        "INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]",
+        "DATASETS.SYNTHETIC.NUM_IDS", "12", "DATASETS.SYNTHETIC.IMAGES_PER_CAMERA", "10",
+        "DATASETS.SYNTHETIC.TEST_IDS", "4", "DATASETS.SYNTHETIC.VAL_IDS", "2",
+        "SOLVER.IMS_PER_BATCH", "16", "SOLVER.ITERS_PER_EPOCH", "1", "SOLVER.MAX_EPOCH", "2",
+        "SOLVER.WARMUP_EPOCHS", "1", "SOLVER.CHECKPOINT_PERIOD", "1", "SOLVER.LOG_PERIOD", "100",
+        "TEST.EVAL_PERIOD", "2", "TEST.SYSU.TRIALS", "2", "DATALOADER.NUM_WORKERS", "0"]
+
+
+def load_train_net():
+    spec = importlib.util.spec_from_file_location("train_net", ROOT / "projects/CIFT/train_net.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+train_net = load_train_net()
+
+
+def args(*extra: str, out: Path, config: str = DEMO, flags=()):
+    argv = ["--config-file", config, *flags, *TINY, "OUTPUT_DIR", str(out), *extra]
+    return train_net.default_argument_parser().parse_args(argv)
+
+
+@pytest.fixture(scope="module")
+def datasets_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("datasets")
+    ensure_synthetic_sysu(root / "SyntheticVI", num_ids=12, images_per_camera=10, test_ids=4,
+                          val_ids=2, seed=0)
+    return root
+
+
+@pytest.fixture()
+def env(datasets_root, monkeypatch) -> Path:
+    monkeypatch.setenv("FASTREID_DATASETS", str(datasets_root))
+    return datasets_root
+
+
+@pytest.fixture(scope="module")
+def trained(datasets_root, tmp_path_factory):
+    """One 2-iteration training run shared by the tests below."""
+    os.environ["FASTREID_DATASETS"] = str(datasets_root)
+    try:
+        out = tmp_path_factory.mktemp("run")
+        results = train_net.main(args(out=out))
+    finally:
+        del os.environ["FASTREID_DATASETS"]
+    return out, results
+
+
+def check_protocol_results(results: dict) -> None:
+    metrics = results  # one test set: its metrics, as fastreid's checkpointer expects
+    for setting in SETTINGS:
+        for name in ("R1", "R5", "R10", "R20", "mAP", "mINP"):
+            mean, std = metrics[setting][name], metrics[setting][name + "_std"]
+            assert 0.0 <= mean <= 100.0 and std >= 0.0
+        cmc = [metrics[setting][k] for k in ("R1", "R5", "R10", "R20")]
+        assert cmc == sorted(cmc)
+    assert metrics["metric"] == metrics["all-single"]["mAP"]
+
+
+def test_training_writes_checkpoints_and_reports_protocol(trained):
+    out, results = trained
+    check_protocol_results(results)
+    assert (out / "last_checkpoint").read_text() == "model_final.pth"
+    for name in ("model_0000.pth", "model_final.pth", "model_best.pth", "config.yaml"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob(".tmp-*"))
+    iterations = [json.loads(line)["iteration"] for line in open(out / "metrics.json")]
+    assert max(iterations) == 1
+    checkpoint = torch.load(out / "model_final.pth", weights_only=True)
+    assert checkpoint["epoch"] == 1
+    assert {"model", "optimizer", "lr_sched", "warmup_sched"} <= set(checkpoint)
+
+
+def test_eval_only_reproduces_the_final_evaluation(trained, env, tmp_path):
+    out, results = trained
+    weights = str(out / "model_final.pth")
+    evaluated = train_net.main(args("MODEL.WEIGHTS", weights, out=tmp_path / "eval",
+                                    flags=["--eval-only"]))
+    check_protocol_results(evaluated)
+    for setting in SETTINGS:
+        assert evaluated[setting] == pytest.approx(results[setting], abs=1e-6)
+
+
+def test_resume_continues_the_iteration_count(trained, env, tmp_path):
+    out, _ = trained
+    run_dir = tmp_path / "resumed"
+    shutil.copytree(out, run_dir)
+    before = torch.load(run_dir / "model_final.pth", weights_only=True)["model"]
+    train_net.main(args("SOLVER.MAX_EPOCH", "3", "TEST.EVAL_PERIOD", "3", out=run_dir,
+                        flags=["--resume"]))
+    checkpoint = torch.load(run_dir / "model_final.pth", weights_only=True)
+    assert checkpoint["epoch"] == 2
+    iterations = [json.loads(line)["iteration"] for line in open(run_dir / "metrics.json")]
+    assert max(iterations) == 2
+    log = (run_dir / "log.txt").read_text()
+    assert "Starting training from epoch 2" in log
+    changed = [k for k, v in checkpoint["model"].items()
+               if v.is_floating_point() and not torch.equal(v, before[k])]
+    assert changed, "resumed training did not update the model"
+
+
+def test_training_updates_every_trainable_parameter(env, tmp_path):
+    """Guards the optimizer wiring (a stale-gradient optimizer leaves weights untouched)."""
+    from cift.engine import CIFTTrainer
+    from cift.engine.setup import setup
+
+    cfg = setup(args(out=tmp_path / "step"))
+    trainer = CIFTTrainer(cfg)
+    model = trainer.model
+    before = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+    trainer.iter = 0
+    from fastreid.utils.events import EventStorage
+
+    with EventStorage(0) as trainer.storage:
+        trainer.run_step()
+    frozen = [k for k, v in model.named_parameters()
+              if v.requires_grad and torch.equal(v.detach(), before[k])]
+    assert not frozen
+    assert not model.heads.neck.bias.requires_grad
+
+
+def run_cli(*argv: str) -> int:
+    return train_net.run(list(argv))
+
+
+def test_missing_dataset_root_fails_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FASTREID_DATASETS", str(tmp_path / "nowhere"))
+    out = tmp_path / "out"
+    rc = run_cli("--config-file", str(ROOT / "configs/SYSU-MM01/baseline_R50.yml"),
+                 "MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(out))
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert str(tmp_path / "nowhere" / "SYSU-MM01") in err and "not found" in err
+    assert not out.exists()
+
+
+def test_unknown_config_key_fails_in_one_line(tmp_path, env, capsys):
+    config = tmp_path / "bad.yml"
+    config.write_text(f"_BASE_: {DEMO}\nSOLVER:\n  NOT_A_KEY: 1\n")
+    rc = run_cli("--config-file", str(config), "OUTPUT_DIR", str(tmp_path / "out"))
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert "bad.yml" in err and "NOT_A_KEY" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_weights_fail_in_one_line(tmp_path, env, capsys):
+    missing = tmp_path / "model_missing.pth"
+    rc = run_cli("--config-file", DEMO, "--eval-only", "MODEL.WEIGHTS", str(missing),
+                 "OUTPUT_DIR", str(tmp_path / "out"))
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and str(missing) in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreadable_image_fails_in_one_line(datasets_root, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "datasets"
+    shutil.copytree(datasets_root, root)
+    for image in (root / "SyntheticVI" / "cam1").glob("*/*.jpg"):
+        image.write_bytes(b"not an image")
+    monkeypatch.setenv("FASTREID_DATASETS", str(root))
+    rc = run_cli("--config-file", DEMO, *TINY, "SOLVER.ITERS_PER_EPOCH", "5",
+                 "OUTPUT_DIR", str(tmp_path / "out"))
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert str(root / "SyntheticVI" / "cam1") in err and "cannot read image" in err
+    assert not list((tmp_path / "out").glob("*.pth"))
