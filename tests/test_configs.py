@@ -131,8 +131,6 @@ COMMENT = re.compile(r"^\s*#")
 ADDED = [(i, ASSIGNMENT.match(line).group(1)) for i, line in enumerate(SOURCE)
          if ASSIGNMENT.match(line)]
 ADDED_KEYS = [key for i, key in ADDED if not GROUP.match(SOURCE[i])]
-# Keys that share the comment of the key above them; the lead knows (see the test below).
-SHARED_COMMENT = {"INPUT.REA.RATIO", "DATASETS.SYNTHETIC.VAL_IDS"}
 
 
 def is_documented(i: int) -> bool:
@@ -145,8 +143,6 @@ def test_config_source_was_parsed() -> None:
     assert len(ADDED_KEYS) >= 10 and "MODEL.LOSSES.HCC.EUC.MARGIN" in ADDED_KEYS
 
 
-@pytest.mark.parametrize("line, key", [
-    pytest.param(i, key, marks=pytest.mark.xfail(strict=True, reason="shares a comment"))
-    if key in SHARED_COMMENT else (i, key) for i, key in ADDED], ids=[k for _, k in ADDED])
+@pytest.mark.parametrize("line, key", ADDED, ids=[k for _, k in ADDED])
 def test_key_has_a_comment_above(line: int, key: str) -> None:
     assert is_documented(line), f"config.py:{line + 1}: no comment directly above _C.{key}"

@@ -3,7 +3,6 @@
 import random
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -169,17 +168,6 @@ def test_matches_plain_loop_reference(num_q, num_g, num_ids, ties):
     assert got[0].shape == want[0].shape
     np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
     np.testing.assert_allclose(got[1:], want[1:], rtol=1e-12)
-
-
-def test_full_size_is_fast():
-    rng = np.random.default_rng(0)
-    q_pids, g_pids = rng.integers(0, 96, 3803), np.arange(3010) % 96
-    q_cams, g_cams = rng.choice([3, 6], 3803), rng.choice([1, 2, 4, 5], 3010)
-    dist = rng.random((3803, 3010)).astype(np.float32)
-    start = time.perf_counter()
-    cmc, _, _ = evaluate_sysu(dist, q_pids, g_pids, q_cams, g_cams)
-    assert time.perf_counter() - start < 3.0
-    assert cmc.shape == (20,)
 
 
 def test_module_is_standalone():

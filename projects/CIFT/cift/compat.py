@@ -115,34 +115,39 @@ def cpu_safe_ddp() -> None:
     defaults.DistributedDataParallel = ddp
 
 
-def cpu_safe_launch() -> None:
-    """fastreid's `launch()` workers assert CUDA and always use NCCL. Workers here pick NCCL
-    with one GPU per process when CUDA is there, gloo on the CPU otherwise."""
+def _distributed_worker(local_rank, main_func, world_size, num_gpus_per_machine, machine_rank,
+                        dist_url, args):
+    """fastreid's launch worker with NCCL and one GPU per process when CUDA is there, gloo on
+    the CPU otherwise (module level, so that `mp.spawn` can pickle it)."""
     import torch.distributed as dist
-    from fastreid.engine import launch as launch_module
     from fastreid.utils import comm
 
-    def _distributed_worker(local_rank, main_func, world_size, num_gpus_per_machine,
-                            machine_rank, dist_url, args):
-        use_cuda = torch.cuda.is_available()
-        if use_cuda and num_gpus_per_machine > torch.cuda.device_count():
-            raise RuntimeError(f"--num-gpus {num_gpus_per_machine} asked for, "
-                               f"{torch.cuda.device_count()} GPUs visible")
-        global_rank = machine_rank * num_gpus_per_machine + local_rank
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo", init_method=dist_url,
-                                world_size=world_size, rank=global_rank)
-        if use_cuda:
-            torch.cuda.set_device(local_rank)
-        comm.synchronize()
-        num_machines = world_size // num_gpus_per_machine
-        for i in range(num_machines):
-            ranks = list(range(i * num_gpus_per_machine, (i + 1) * num_gpus_per_machine))
-            group = dist.new_group(ranks)
-            if i == machine_rank:
-                comm._LOCAL_PROCESS_GROUP = group
-        main_func(*args)
+    use_cuda = torch.cuda.is_available()
+    if use_cuda and num_gpus_per_machine > torch.cuda.device_count():
+        raise RuntimeError(f"--num-gpus {num_gpus_per_machine} asked for, "
+                           f"{torch.cuda.device_count()} GPUs visible")
+    global_rank = machine_rank * num_gpus_per_machine + local_rank
+    dist.init_process_group(backend="nccl" if use_cuda else "gloo", init_method=dist_url,
+                            world_size=world_size, rank=global_rank)
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    comm.synchronize()
+    num_machines = world_size // num_gpus_per_machine
+    for i in range(num_machines):
+        ranks = list(range(i * num_gpus_per_machine, (i + 1) * num_gpus_per_machine))
+        group = dist.new_group(ranks)
+        if i == machine_rank:
+            comm._LOCAL_PROCESS_GROUP = group
+    main_func(*args)
 
-    launch_module._distributed_worker = _distributed_worker
+
+def cpu_safe_launch() -> None:
+    """fastreid's `launch()` workers assert CUDA and always use NCCL; use `_distributed_worker`
+    above instead. `fastreid.engine.launch` is the function (`from .launch import *` shadows
+    the submodule), so the module is taken from sys.modules."""
+    import fastreid.engine  # noqa: F401  imports fastreid.engine.launch
+
+    sys.modules["fastreid.engine.launch"]._distributed_worker = _distributed_worker
 
 
 def plain_optimizer_params() -> None:

@@ -35,8 +35,9 @@ def add_cift_config(cfg: CN) -> CN:
     _C.MODEL.HEADS.CLS_INIT_STD = 0.001
 
     # Random erasing (INPUT.REA.*, before normalisation): erased area range, as a fraction of
-    # the image, and aspect-ratio range of the erased rectangle.
+    # the image.
     _C.INPUT.REA.AREA = (0.02, 0.4)
+    # aspect-ratio range of the erased rectangle.
     _C.INPUT.REA.RATIO = (0.3, 3.33)
 
     # Iterations in one training epoch. 0 = the cross-modality sampler's epoch (identities
@@ -66,9 +67,9 @@ def add_cift_config(cfg: CN) -> CN:
     _C.DATASETS.SYNTHETIC.NUM_IDS = 60
     # images per (identity, camera); multi-shot SYSU galleries need at least 10.
     _C.DATASETS.SYNTHETIC.IMAGES_PER_CAMERA = 12
-    # identities held out for testing (the query/gallery identities), and validation
-    # identities (trained on, like SYSU-MM01's val ids).
+    # identities held out for testing (the query/gallery identities).
     _C.DATASETS.SYNTHETIC.TEST_IDS = 20
+    # validation identities (trained on, like SYSU-MM01's val ids).
     _C.DATASETS.SYNTHETIC.VAL_IDS = 8
     # generator seed.
     _C.DATASETS.SYNTHETIC.SEED = 0

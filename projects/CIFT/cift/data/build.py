@@ -68,7 +68,7 @@ def load_dataset(cfg, name: str):
     try:
         factory = DATASET_REGISTRY.get(name)
     except KeyError:
-        known = ", ".join(sorted(k for k, _ in DATASET_REGISTRY))
+        known = ", ".join(sorted(DATASET_REGISTRY._obj_map))  # 1.4.0 Registry is not iterable
         raise CiftInputError(f"DATASETS: unknown data set {name!r}; known: {known}") from None
     return factory(root=datasets_root(), **dataset_kwargs(cfg, name))
 
