@@ -218,3 +218,16 @@ def test_synthetic_vi_generates_on_first_use(tmp_path: Path) -> None:
     again = SyntheticVI(root=str(tmp_path), **kwargs)
     assert again.train == data.train and again.query == data.query
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.jpg")} == stamp
+
+
+def test_synthetic_vi_bad_parameters_fail_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(cift.CiftInputError, match="SyntheticVI: .*num_ids=12") as err:
+        SyntheticVI(root=str(tmp_path), num_ids=12, images_per_camera=2, test_ids=20, val_ids=8)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "SyntheticVI").exists()
+
+
+def test_synthetic_vi_folder_from_other_parameters_is_refused(tmp_path: Path) -> None:
+    SyntheticVI(root=str(tmp_path), num_ids=12, images_per_camera=2, test_ids=4, val_ids=2)
+    with pytest.raises(cift.CiftInputError, match=str(tmp_path / "SyntheticVI")):
+        SyntheticVI(root=str(tmp_path), num_ids=13, images_per_camera=2, test_ids=4, val_ids=2)

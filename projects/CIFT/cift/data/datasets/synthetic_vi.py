@@ -5,6 +5,7 @@ from pathlib import Path
 
 from fastreid.data.datasets import DATASET_REGISTRY
 
+from ...errors import CiftInputError
 from ..synthetic import ensure_synthetic_sysu
 from .sysu_mm01 import SYSUMM01
 
@@ -28,4 +29,7 @@ class SyntheticVI(SYSUMM01):
         super().__init__(root, **kwargs)
 
     def prepare(self, data_dir: Path) -> Path:
-        return ensure_synthetic_sysu(data_dir, **self.generator_args)
+        try:
+            return ensure_synthetic_sysu(data_dir, **self.generator_args)
+        except (ValueError, FileExistsError) as err:  # bad DATASETS.SYNTHETIC.* or stale folder
+            raise CiftInputError(f"SyntheticVI: {err}") from None

@@ -45,8 +45,9 @@ def list_identity_images(root: Path, pids: list[int], cameras: tuple[int, ...]
                 if name.lower().endswith(IMAGE_SUFFIXES):
                     items.append((str(folder / name), pid, cam, modality))
         if not found:
-            raise CiftInputError(
-                f"{root}: identity {pid} is listed in exp/ but has no folder cam*/{pid:04d}")
+            cams = ",".join(str(c) for c in cameras)
+            raise CiftInputError(f"{root}: identity {pid} is listed in exp/ but has no image "
+                                 f"folder cam{{{cams}}}/{pid:04d}")
     return items
 
 
@@ -74,7 +75,7 @@ class SYSUMM01(ImageDataset):
         if not exp.is_dir():
             raise CiftInputError(f"{self.data_dir}: no exp/ folder (expected exp/*_id.txt)")
         train_ids = read_id_file(exp / "train_id.txt") + read_id_file(exp / "val_id.txt")
-        test_ids = read_id_file(exp / "test_id.txt")
+        test_ids = list(dict.fromkeys(read_id_file(exp / "test_id.txt")))
         train = list_identity_images(self.data_dir, sorted(set(train_ids)),
                                      VISIBLE_CAMERAS + INFRARED_CAMERAS)
         train = [(path, f"{self.dataset_name}_{pid}", cam, mod) for path, pid, cam, mod in train]

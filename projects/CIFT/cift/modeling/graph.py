@@ -1,0 +1,280 @@
+"""Affinity graphs and one-layer feature transfer of CIFT: H2FT (with UBS masks) and GFT."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+__all__ = [
+    "TRAINING_MODES",
+    "affinity",
+    "gft_affinity",
+    "gft_transfer",
+    "neighbour_mask",
+    "training_query_mask",
+    "transfer",
+]
+
+# Paper recipe (DESIGN.md §3): tau_hom for gallery rows, tau_het for query rows, k including self.
+DEFAULT_TAU_HOM = 0.4
+DEFAULT_TAU_HET = 0.2
+DEFAULT_K = 4
+# GFT has a single tau (supplementary eq. 10) and no stated value; the homogeneous one is used
+# because, without masks, a training batch's top-k neighbours are mostly same-modality nodes.
+DEFAULT_TAU_GFT = DEFAULT_TAU_HOM
+
+# Which half of the training batch plays the query: r2i = visible queries, i2r = infrared ones.
+TRAINING_MODES = ("r2i", "i2r")
+
+# Floor on feature norms before dividing, as torch.nn.functional.normalize does.
+_NORM_FLOOR = 1e-12
+
+
+def affinity(
+    x: torch.Tensor,
+    is_query: torch.Tensor,
+    tau_hom: float = DEFAULT_TAU_HOM,
+    tau_het: float = DEFAULT_TAU_HET,
+    k: int = DEFAULT_K,
+    self_loops: bool = True,
+) -> torch.Tensor:
+    r"""Row-normalised H2FT affinity of a [gallery ; queries] graph with UBS masks.
+
+    Reference:
+        Li et al. Counterfactual Intervention Feature Transfer for Visible-Infrared Person
+        Re-identification. ECCV 2022 (H2FT, UBS); DESIGN.md §3.
+
+    With :math:`s_{ij} = \cos(x_i, x_j)` and :math:`\tau_i = \tau_{het}` for a query row,
+    :math:`\tau_{hom}` for a gallery row,
+
+    .. math::
+
+        S_{ij} = \exp(s_{ij} / \tau_i) \text{ for } j \in \mathcal{N}(i), \qquad
+        S'_{ij} = S_{ij} \, [S_{ij} > S_i^{(k+1)}], \qquad
+        A = D^{-1} S',
+
+    where :math:`\mathcal{N}(i)` (see :func:`neighbour_mask`) is every gallery node plus ``i``
+    itself: a gallery row sees the gallery (homogeneous graph, self included), a query row sees
+    the gallery and itself (heterogeneous graph), queries never see other queries.
+    :math:`S_i^{(k+1)}` is the (k+1)-th largest value of :math:`S_{ij}` over
+    :math:`j \in \mathcal{N}(i)`, so a row keeps at most ``k`` entries, self counted (k = 4: self
+    and 3 neighbours). Entries equal to the threshold are dropped, so values tied with the
+    (k+1)-th largest make a row keep fewer than ``k`` entries (possibly only its largest values).
+    A row with at most ``k`` allowed entries keeps all of them. :math:`D` is the diagonal of row
+    sums of :math:`S'`.
+
+    With ``self_loops=False`` the diagonal is removed from :math:`\mathcal{N}(i)` *before* the
+    top-k, so each row keeps its ``k`` best other nodes (CRI's counterfactual graph, DESIGN.md
+    §3). A row left with no allowed entry (a lone gallery node, or a query when the graph has no
+    gallery) is all zeros instead of 0/0.
+
+    Each query row depends only on the gallery and on that query, so a test-time graph with many
+    queries gives every query the "1 query vs N_G gallery" graph of the paper; query rows can also
+    be computed in chunks with identical results.
+
+    The exponential is evaluated relative to each row's largest allowed logit (a factor that the
+    row normalisation cancels), so small temperatures neither overflow nor underflow to 0/0.
+
+    Args:
+        x (torch.Tensor): (..., N, d) node features, floating point; leading dimensions are
+            independent graphs sharing ``is_query``. Need not be L2-normalised.
+        is_query (torch.Tensor): (N,) bool, True for query nodes, False for gallery nodes.
+        tau_hom (float): temperature of gallery rows, > 0.
+        tau_het (float): temperature of query rows, > 0.
+        k (int): entries kept per row, self included when ``self_loops``; >= 1.
+        self_loops (bool): whether a node may be its own neighbour.
+
+    Returns:
+        torch.Tensor: (..., N, N) affinity ``A``, dtype and device of ``x``; every row with an
+        allowed entry sums to 1.
+    """
+    _check_features(x)
+    _check_is_query(is_query, x.shape[-2])
+    _check_k(k)
+    _check_tau("tau_hom", tau_hom)
+    _check_tau("tau_het", tau_het)
+    tau = torch.full(is_query.shape, float(tau_hom), dtype=x.dtype, device=x.device)
+    is_query = is_query.to(x.device)
+    tau = tau.masked_fill(is_query, float(tau_het))
+    logits = _cosine_similarity(x) / tau[:, None]
+    return _masked_topk_row_normalise(logits, neighbour_mask(is_query, self_loops), k)
+
+
+def transfer(
+    x: torch.Tensor,
+    is_query: torch.Tensor,
+    tau_hom: float = DEFAULT_TAU_HOM,
+    tau_het: float = DEFAULT_TAU_HET,
+    k: int = DEFAULT_K,
+) -> torch.Tensor:
+    """H2FT feature transfer ``Y = A X``: one layer, no weights, no residual.
+
+    Args:
+        x (torch.Tensor): (..., N, d) node features.
+        is_query (torch.Tensor): (N,) bool, True for query nodes.
+        tau_hom, tau_het, k: as in :func:`affinity` (self-loops kept).
+
+    Returns:
+        torch.Tensor: (..., N, d) transferred features, dtype and device of ``x``.
+    """
+    return affinity(x, is_query, tau_hom=tau_hom, tau_het=tau_het, k=k) @ x
+
+
+def gft_affinity(
+    x: torch.Tensor,
+    tau: float = DEFAULT_TAU_GFT,
+    k: int = DEFAULT_K,
+    self_loops: bool = True,
+) -> torch.Tensor:
+    r"""Row-normalised GFT affinity: every node sees every node, one temperature.
+
+    Reference:
+        Li et al., ECCV 2022, supplementary material §3, eqs. 8-10 (the ablation baseline).
+
+    :math:`S_{ij} = \exp(\cos(x_i, x_j) / \tau)` over all ``j``, then the same top-k rule and row
+    normalisation as :func:`affinity` (keep entries strictly greater than the row's (k+1)-th
+    largest; ``k`` counts self unless ``self_loops=False``, which removes the diagonal before the
+    top-k). ``tau`` defaults to 0.4 (:math:`\tau_{hom}`); the supplementary gives no value.
+
+    Args:
+        x (torch.Tensor): (..., N, d) node features, floating point.
+        tau (float): temperature, > 0.
+        k (int): entries kept per row, >= 1.
+        self_loops (bool): whether a node may be its own neighbour.
+
+    Returns:
+        torch.Tensor: (..., N, N) affinity, dtype and device of ``x``.
+    """
+    _check_features(x)
+    _check_k(k)
+    _check_tau("tau", tau)
+    n = x.shape[-2]
+    allowed = torch.ones(n, n, dtype=torch.bool, device=x.device)
+    if not self_loops:
+        allowed.fill_diagonal_(False)
+    return _masked_topk_row_normalise(_cosine_similarity(x) / float(tau), allowed, k)
+
+
+def gft_transfer(
+    x: torch.Tensor,
+    tau: float = DEFAULT_TAU_GFT,
+    k: int = DEFAULT_K,
+) -> torch.Tensor:
+    """GFT feature transfer ``F = A X`` (supplementary eq. 8).
+
+    Args:
+        x (torch.Tensor): (..., N, d) node features.
+        tau, k: as in :func:`gft_affinity` (self-loops kept).
+
+    Returns:
+        torch.Tensor: (..., N, d) transferred features, dtype and device of ``x``.
+    """
+    return gft_affinity(x, tau=tau, k=k) @ x
+
+
+def neighbour_mask(is_query: torch.Tensor, self_loops: bool = True) -> torch.Tensor:
+    """Which columns each row of the H2FT graph may use (UBS).
+
+    Column ``j`` is allowed for row ``i`` when ``j`` is a gallery node or ``j == i``; with
+    ``self_loops=False`` the diagonal is removed.
+
+    Args:
+        is_query (torch.Tensor): (N,) bool, True for query nodes.
+        self_loops (bool): whether the diagonal is allowed.
+
+    Returns:
+        torch.Tensor: (N, N) bool, on the device of ``is_query``.
+    """
+    if is_query.dim() != 1 or is_query.dtype != torch.bool:
+        raise ValueError(
+            "is_query must be a bool (N,) tensor, "
+            f"got shape {tuple(is_query.shape)} and {is_query.dtype}"
+        )
+    n = is_query.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=is_query.device)
+    allowed = ~is_query[None, :] | eye
+    return allowed & ~eye if not self_loops else allowed
+
+
+def training_query_mask(is_visible: torch.Tensor, mode: str) -> torch.Tensor:
+    """Which nodes of a training batch play the query in a UBS mode.
+
+    Args:
+        is_visible (torch.Tensor): (N,) bool, True for visible, False for infrared samples.
+        mode (str): ``"r2i"`` (visible samples are the queries, infrared the gallery) or
+            ``"i2r"`` (infrared samples are the queries).
+
+    Returns:
+        torch.Tensor: (N,) bool ``is_query``.
+    """
+    if mode not in TRAINING_MODES:
+        raise ValueError(f"Unknown training mode {mode!r}; known modes: {list(TRAINING_MODES)}")
+    if is_visible.dim() != 1 or is_visible.dtype != torch.bool:
+        raise ValueError(
+            "is_visible must be a bool (N,) tensor, "
+            f"got shape {tuple(is_visible.shape)} and {is_visible.dtype}"
+        )
+    return is_visible.clone() if mode == "r2i" else ~is_visible
+
+
+def _cosine_similarity(x: torch.Tensor) -> torch.Tensor:
+    """(..., N, d) -> (..., N, N) cosine similarities.
+
+    The Gram matrix is divided by the norms afterwards (rather than normalising first), so
+    identical features give bitwise-identical columns whenever the dot products are exact:
+    what makes exact ties reproducible.
+    """
+    norms = x.norm(dim=-1).clamp_min(_NORM_FLOOR)
+    gram = x @ x.transpose(-1, -2)
+    return gram / norms[..., :, None] / norms[..., None, :]
+
+
+def _masked_topk_row_normalise(
+    logits: torch.Tensor, allowed: torch.Tensor, k: int
+) -> torch.Tensor:
+    """``D^-1 S'`` from (..., N, N) logits ``s / tau`` and an (N, N) bool mask of allowed entries.
+
+    ``S = exp(logits)`` on allowed entries, 0 elsewhere; per row keep the entries strictly greater
+    than the (k+1)-th largest; rows without any entry stay 0.
+    """
+    logits = logits.masked_fill(~allowed, -math.inf)
+    # Shifting a row by a constant leaves D^-1 S' unchanged; detached, it adds no gradient terms.
+    row_max = logits.detach().amax(dim=-1, keepdim=True)
+    row_max = row_max.masked_fill(~torch.isfinite(row_max), 0.0)
+    weights = torch.exp(logits - row_max)  # (0, 1] where allowed, 0 elsewhere
+    n = logits.shape[-1]
+    if k + 1 <= n:
+        # Disallowed entries are 0, so a row with <= k allowed entries has a 0 threshold and
+        # keeps all of them.
+        threshold = weights.detach().topk(k + 1, dim=-1).values[..., -1:]
+        weights = weights.masked_fill(weights <= threshold, 0.0)
+    row_sum = weights.sum(dim=-1, keepdim=True)
+    return weights / torch.where(row_sum > 0, row_sum, torch.ones_like(row_sum))
+
+
+def _check_features(x: torch.Tensor) -> None:
+    if x.dim() < 2 or not x.is_floating_point() or x.shape[-2] == 0:
+        raise ValueError(
+            "x must be a floating (..., N, d) tensor with N >= 1, "
+            f"got shape {tuple(x.shape)} and {x.dtype}"
+        )
+
+
+def _check_is_query(is_query: torch.Tensor, n: int) -> None:
+    if is_query.dim() != 1 or is_query.shape[0] != n or is_query.dtype != torch.bool:
+        raise ValueError(
+            f"is_query must be a bool ({n},) tensor (one flag per node), "
+            f"got shape {tuple(is_query.shape)} and {is_query.dtype}"
+        )
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"k must be an int >= 1, got {k!r}")
+
+
+def _check_tau(name: str, tau: float) -> None:
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not 0 < tau < math.inf:
+        raise ValueError(f"{name} must be a finite number > 0, got {tau!r}")
