@@ -5,10 +5,9 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 FASTREID ?= fastreid==1.4.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEMO_CONFIG ?= configs/Demo/baseline_synthetic.yml
-DEMO_OUT ?= logs/demo/baseline
+DEMO_OUT ?= logs/demo
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint bench clean
 
 install: $(STAMP)
 
@@ -23,14 +22,22 @@ $(STAMP): setup.py Makefile
 	$(PY) -c "import cift; print('cift installed:', cift.__file__)"
 	touch $(STAMP)
 
+# The baseline and CIFT on the synthetic data set (same seed), then both tables side by side.
 demo: $(STAMP)
-	$(PY) projects/CIFT/train_net.py --config-file $(DEMO_CONFIG) OUTPUT_DIR $(DEMO_OUT)
+	$(PY) projects/CIFT/train_net.py --config-file configs/Demo/baseline_synthetic.yml \
+		OUTPUT_DIR $(DEMO_OUT)/baseline
+	$(PY) projects/CIFT/train_net.py --config-file configs/Demo/cift_synthetic.yml \
+		OUTPUT_DIR $(DEMO_OUT)/cift
+	$(PY) projects/CIFT/compare_runs.py baseline=$(DEMO_OUT)/baseline $(DEMO_OUT)/cift
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+bench: $(STAMP)
+	$(PY) bench/train_step.py
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check projects tests setup.py
+	$(VENV)/bin/ruff check projects tests bench setup.py
 
 clean:
 	rm -rf $(VENV) logs

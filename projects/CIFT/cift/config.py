@@ -29,6 +29,35 @@ def add_cift_config(cfg: CN) -> CN:
     # weight of HCC_kl(logits) in the total loss (0 disables it).
     _C.MODEL.LOSSES.HCC.KL.SCALE = 1.0
 
+    # CIFT graph module (H2FT, DESIGN §3). GRAPH: "h2ft" (homogeneous gallery graph and
+    # heterogeneous query rows, UBS masks in training) or "gft" (one graph over every node,
+    # supplementary §3; the ablation baseline).
+    _C.MODEL.CIFT = CN()
+    _C.MODEL.CIFT.GRAPH = "h2ft"
+    # tau_hom: temperature of the homogeneous (gallery-gallery) affinities exp(cos / tau).
+    _C.MODEL.CIFT.TAU_HOM = 0.4
+    # tau_het: temperature of the heterogeneous (query-gallery) affinities; GFT uses TAU_HOM.
+    _C.MODEL.CIFT.TAU_HET = 0.2
+    # k: neighbours kept per row, self included (self + k-1 others).
+    _C.MODEL.CIFT.TOPK = 4
+    # v in s_ij = cos(v(x_i), v(x_j)): "identity" (the authors' code) or "linear" (a learned
+    # d x d projection, one per graph branch).
+    _C.MODEL.CIFT.PROJECTION = "identity"
+    # Counterfactual relation intervention (CRI): on/off.
+    _C.MODEL.CIFT.CRI = CN()
+    _C.MODEL.CIFT.CRI.ENABLED = True
+    # t: counterfactual samples averaged per iteration.
+    _C.MODEL.CIFT.CRI.SAMPLES = 10
+    # Loss scales of the graph terms: 1/2 [CE(y_r2i) + CE(y_i2r)] ...
+    _C.MODEL.LOSSES.GRAPH_CE = CN()
+    _C.MODEL.LOSSES.GRAPH_CE.SCALE = 1.0
+    # ... 1/2 [HCC_kl(y_r2i) + HCC_kl(y_i2r)] (margin MODEL.LOSSES.HCC.KL.MARGIN) ...
+    _C.MODEL.LOSSES.GRAPH_HCC_KL = CN()
+    _C.MODEL.LOSSES.GRAPH_HCC_KL.SCALE = 1.0
+    # ... and 1/2 [CE(y_TIE_r2i) + CE(y_TIE_i2r)] on the counterfactual effect.
+    _C.MODEL.LOSSES.CRI_CE = CN()
+    _C.MODEL.LOSSES.CRI_CE.SCALE = 1.0
+
     # BNNeck initialisation as in the authors' code: BN weight ~ N(1, STD), bias frozen at 0.
     _C.MODEL.HEADS.BN_INIT_STD = 0.01
     # Classifier (bias-free linear) weight ~ N(0, CLS_INIT_STD).
@@ -46,6 +75,10 @@ def add_cift_config(cfg: CN) -> CN:
     # Linear warm-up length in epochs (converted to SOLVER.WARMUP_ITERS with the epoch length
     # above); 0 keeps fastreid's SOLVER.WARMUP_ITERS as given.
     _C.SOLVER.WARMUP_EPOCHS = 0
+
+    # Seed of every random generator (weights, sampler, augmentation; rank r uses SEED + r);
+    # -1 = a fresh random seed per run (fastreid's behaviour).
+    _C.SEED = -1
 
     # Training metrics (losses, lr, ETA) are printed every LOG_PERIOD iterations (fastreid: 200).
     _C.SOLVER.LOG_PERIOD = 200

@@ -7,6 +7,7 @@ import os
 import torch
 from fastreid.engine import default_setup
 from fastreid.utils import comm
+from fastreid.utils.env import seed_all_rng
 from fastreid.utils.logger import setup_logger
 
 from ..config import load_config
@@ -39,4 +40,7 @@ def setup(args: argparse.Namespace):
     # fastreid configures its own "fastreid" logger only; cift's messages (the protocol
     # tables among them) go to the same console and log file.
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="cift", abbrev_name="cift")
+    if cfg.SEED >= 0:
+        # after default_setup, which seeds randomly; the sampler's shared seed follows numpy's
+        seed_all_rng(cfg.SEED + comm.get_rank())
     return cfg

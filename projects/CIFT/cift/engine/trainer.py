@@ -2,9 +2,13 @@
 evaluator, atomic checkpoints and progress printing."""
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections import OrderedDict
 
+import numpy as np
+import torch
 from fastreid.engine import DefaultTrainer, hooks
 from fastreid.engine.train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 from fastreid.evaluation import inference_on_dataset
@@ -14,9 +18,26 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..data import build_vi_test_loader, build_vi_train_loader
 from ..evaluation import SYSUEvaluator, format_protocol_table
-from .checkpoint import AtomicCheckpointer
+from ..evaluation.report import RESULTS_FILE
+from ..evaluation.sysu_evaluator import GraphTransfer
+from .checkpoint import AtomicCheckpointer, atomic_write
 
 logger = logging.getLogger(__name__)
+
+
+
+def numpy_transfer(model) -> GraphTransfer | None:
+    """The model's test-time graph transfer on numpy arrays, or None for a model without one."""
+    module = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    if not hasattr(module, "transfer_test_features"):
+        return None
+
+    def transfer(gallery: np.ndarray, queries: np.ndarray, branch: str):
+        g, q = module.transfer_test_features(torch.from_numpy(gallery), torch.from_numpy(queries),
+                                             branch)
+        return g.cpu().numpy(), q.cpu().numpy()
+
+    return transfer
 
 
 def epoch_length(cfg, data_loader) -> int:
@@ -87,9 +108,10 @@ class CIFTTrainer(DefaultTrainer):
         return build_vi_train_loader(cfg)
 
     @classmethod
-    def build_evaluator(cls, cfg, dataset_name: str, output_dir=None):
+    def build_evaluator(cls, cfg, dataset_name: str, output_dir=None, model=None):
+        """Test loader and SYSU evaluator; a CIFT `model` supplies its test-time transfer."""
         loader, _, data = build_vi_test_loader(cfg, dataset_name)
-        return loader, SYSUEvaluator(cfg, data.query, data.gallery)
+        return loader, SYSUEvaluator(cfg, data.query, data.gallery, transfer=numpy_transfer(model))
 
     @classmethod
     def test(cls, cfg, model) -> OrderedDict:
@@ -100,10 +122,13 @@ class CIFTTrainer(DefaultTrainer):
         """
         results = OrderedDict()
         for name in cfg.DATASETS.TESTS:
-            loader, evaluator = cls.build_evaluator(cfg, name)
+            loader, evaluator = cls.build_evaluator(cfg, name, model=model)
             results[name] = inference_on_dataset(model, loader, evaluator,
                                                  flip_test=cfg.TEST.FLIP.ENABLED)
             if comm.is_main_process():
                 logger.info("\n" + format_protocol_table(results[name], title=f"{name} protocol "
                                                          "(mean ± std over trials, %)"))
+        if comm.is_main_process() and cfg.OUTPUT_DIR:
+            path = os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE)
+            atomic_write(path, lambda f: f.write(json.dumps(results, indent=1).encode()))
         return results[cfg.DATASETS.TESTS[0]] if len(results) == 1 else results

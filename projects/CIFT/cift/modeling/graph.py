@@ -231,9 +231,7 @@ def _cosine_similarity(x: torch.Tensor) -> torch.Tensor:
     return gram / norms[..., :, None] / norms[..., None, :]
 
 
-def _masked_topk_row_normalise(
-    logits: torch.Tensor, allowed: torch.Tensor, k: int
-) -> torch.Tensor:
+def _masked_topk_row_normalise(logits: torch.Tensor, allowed: torch.Tensor, k: int) -> torch.Tensor:
     """``D^-1 S'`` from (..., N, N) logits ``s / tau`` and an (N, N) bool mask of allowed entries.
 
     ``S = exp(logits)`` on allowed entries, 0 elsewhere; per row keep the entries strictly greater
@@ -278,3 +276,53 @@ def _check_k(k: int) -> None:
 def _check_tau(name: str, tau: float) -> None:
     if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not 0 < tau < math.inf:
         raise ValueError(f"{name} must be a finite number > 0, got {tau!r}")
+
+
+def transfer_gallery_queries(
+    gallery: torch.Tensor,
+    queries: torch.Tensor,
+    tau_hom: float = DEFAULT_TAU_HOM,
+    tau_het: float = DEFAULT_TAU_HET,
+    k: int = DEFAULT_K,
+    gallery_keys: torch.Tensor | None = None,
+    query_keys: torch.Tensor | None = None,
+    chunk_size: int = 1024,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Test-time H2FT on the ``[gallery ; queries]`` graph, without its (Q, Q) block.
+
+    Equal to ``transfer(cat([gallery, queries]), is_query)`` split back into its two parts (each
+    query is independently "one query against the gallery": it sees the gallery and itself), but
+    the query rows are built ``chunk_size`` at a time from their (c, G) similarities and their
+    self-similarity, so memory is O(G^2 + chunk_size * G) instead of O((G + Q)^2).
+
+    Args:
+        gallery (torch.Tensor): (G, d) gallery features (transferred on the homogeneous graph).
+        queries (torch.Tensor): (Q, d) query features.
+        gallery_keys, query_keys (torch.Tensor, optional): (G, d'), (Q, d') features the
+            similarities are computed from (a learned projection v(x)); default the features.
+        chunk_size (int): queries per block.
+
+    Returns:
+        tuple: (G, d) transferred gallery and (Q, d) transferred queries.
+    """
+    gallery_keys = gallery if gallery_keys is None else gallery_keys
+    query_keys = queries if query_keys is None else query_keys
+    _check_features(gallery)
+    _check_features(queries)
+    _check_k(k)
+    _check_tau("tau_hom", tau_hom)
+    _check_tau("tau_het", tau_het)
+    no_query = torch.zeros(gallery.shape[0], dtype=torch.bool, device=gallery.device)
+    gallery_out = affinity(gallery_keys, no_query, tau_hom=tau_hom, k=k) @ gallery
+    g_unit = gallery_keys / gallery_keys.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    outs = []
+    for start in range(0, queries.shape[0], chunk_size):
+        q, q_keys = queries[start:start + chunk_size], query_keys[start:start + chunk_size]
+        q_norm = q_keys.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        self_sim = (q_keys * q_keys).sum(dim=1, keepdim=True) / q_norm.pow(2)
+        logits = torch.cat([(q_keys / q_norm) @ g_unit.T, self_sim], dim=1) / float(tau_het)
+        allowed = torch.ones_like(logits, dtype=torch.bool)
+        weights = _masked_topk_row_normalise(logits, allowed, k)  # (c, G + 1)
+        outs.append(weights[:, :-1] @ gallery + weights[:, -1:] * q)
+    query_out = torch.cat(outs) if outs else queries[:0]
+    return gallery_out, query_out

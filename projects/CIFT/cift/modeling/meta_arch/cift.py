@@ -1,0 +1,159 @@
+"""CIFT: VIBaseline + H2FT graph branches (r2i, i2r) + counterfactual relation intervention."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from fastreid.config import configurable
+from fastreid.modeling.backbones import build_backbone
+from fastreid.modeling.heads import build_heads
+from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
+from fastreid.utils import comm
+from torch import nn
+
+from ...errors import CiftInputError
+from ..counterfactual import CounterfactualRelation, counterfactual_effect
+from ..graph import affinity, training_query_mask, transfer_gallery_queries
+from ..losses import hcc_loss
+from .vi_baseline import VIBaseline, log_accuracy, loss_scales_from_config
+
+# Graph branches: which half of a training batch plays the queries (r2i: visible, i2r: infrared).
+BRANCHES = ("r2i", "i2r")
+GRAPHS = ("h2ft", "gft")
+PROJECTIONS = ("identity", "linear")
+
+
+def graph_settings_from_config(cfg) -> dict[str, Any]:
+    """MODEL.CIFT.* as keyword arguments, validated (unknown values name the key)."""
+    c = cfg.MODEL.CIFT
+    if c.GRAPH not in GRAPHS:
+        raise CiftInputError(f"MODEL.CIFT.GRAPH {c.GRAPH!r}: expected one of {GRAPHS}")
+    if c.PROJECTION not in PROJECTIONS:
+        raise CiftInputError(f"MODEL.CIFT.PROJECTION {c.PROJECTION!r}: expected one of "
+                             f"{PROJECTIONS}")
+    return {"graph": c.GRAPH, "tau_hom": c.TAU_HOM, "tau_het": c.TAU_HET, "k": c.TOPK}
+
+
+@META_ARCH_REGISTRY.register()
+class CIFT(VIBaseline):
+    """Counterfactual Intervention Feature Transfer (Li et al., ECCV 2022), as the authors'
+    code trains it (DESIGN §3).
+
+    One shared backbone and three BNNeck + classifier heads: `b` (backbone branch), `r2i` and
+    `i2r` (graph branches, both every iteration). A graph branch transfers its BNNeck features
+    X over the batch graph, Y = A·X, where A is the H2FT affinity (UBS masks: the branch's
+    query half sees only the gallery half and itself) or, for the GFT ablation, one graph over
+    all nodes. CRI builds A* from learnable counterfactual node features and classifies the
+    effect Y - E[A*·X]. Losses:
+
+        CE(y_b) + HCC_euc(pool) + HCC_kl(y_b)
+        + 1/2 [CE(y_r2i) + CE(y_i2r)] + 1/2 [HCC_kl(y_r2i) + HCC_kl(y_i2r)]
+        + 1/2 [CE(y_TIE_r2i) + CE(y_TIE_i2r)]
+
+    Inference output: (B, 2, d), the BNNeck features of the r2i and i2r branches; the evaluator
+    transfers them over the test graph with :meth:`transfer_test_features`.
+    """
+
+    @configurable
+    def __init__(self, *, backbone: nn.Module, heads: nn.ModuleDict, pixel_mean, pixel_std,
+                 loss_scales: dict[str, float], graph: str = "h2ft", tau_hom: float = 0.4,
+                 tau_het: float = 0.2, k: int = 4, cri: nn.ModuleDict | None = None,
+                 projections: nn.ModuleDict | None = None):
+        super().__init__(backbone=backbone, heads=heads, pixel_mean=pixel_mean,
+                         pixel_std=pixel_std, loss_scales=loss_scales)
+        self.graph, self.tau_hom, self.tau_het, self.k = graph, tau_hom, tau_het, k
+        self.cri = cri
+        self.projections = projections
+
+    @classmethod
+    def from_config(cls, cfg) -> dict[str, Any]:
+        settings = graph_settings_from_config(cfg)
+        # backbone, then the b head first: same initial weights as a VIBaseline of the same seed
+        backbone = build_backbone(cfg)
+        heads = nn.ModuleDict({b: build_heads(cfg) for b in ("b", *BRANCHES)})
+        d = cfg.MODEL.BACKBONE.FEAT_DIM
+        cri = None
+        if cfg.MODEL.CIFT.CRI.ENABLED:
+            # CRI has one counterfactual node per position of the per-GPU batch.
+            batch = cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()
+            cri = nn.ModuleDict({b: CounterfactualRelation(batch, d, cfg.MODEL.CIFT.CRI.SAMPLES)
+                                 for b in BRANCHES})
+        projections = None
+        if cfg.MODEL.CIFT.PROJECTION == "linear":
+            projections = nn.ModuleDict({b: nn.Linear(d, d, bias=False) for b in BRANCHES})
+        scales = loss_scales_from_config(cfg)
+        scales.update(graph_ce=cfg.MODEL.LOSSES.GRAPH_CE.SCALE,
+                      graph_hcc_kl=cfg.MODEL.LOSSES.GRAPH_HCC_KL.SCALE,
+                      cri_ce=cfg.MODEL.LOSSES.CRI_CE.SCALE)
+        return {"backbone": backbone, "heads": heads,
+                "pixel_mean": cfg.MODEL.PIXEL_MEAN, "pixel_std": cfg.MODEL.PIXEL_STD,
+                "loss_scales": scales, "cri": cri, "projections": projections, **settings}
+
+    def keys(self, x: torch.Tensor, branch: str) -> torch.Tensor:
+        """v(x): the features the affinities are computed from (identity by default)."""
+        return x if self.projections is None else self.projections[branch](x)
+
+    def graph_query_mask(self, is_query: torch.Tensor) -> torch.Tensor:
+        """H2FT keeps the query/gallery split; GFT treats every node as gallery (one graph)."""
+        return is_query if self.graph == "h2ft" else torch.zeros_like(is_query)
+
+    def branch_affinity(self, x: torch.Tensor, is_query: torch.Tensor, branch: str):
+        """(N, d) BNNeck features -> (N, N) affinity of `branch`."""
+        return affinity(self.keys(x, branch), self.graph_query_mask(is_query),
+                        tau_hom=self.tau_hom, tau_het=self.tau_het, k=self.k)
+
+    def forward(self, batched_inputs: dict[str, Any] | torch.Tensor):
+        pool = self.pooled_features(batched_inputs)
+        if not self.training:
+            return torch.stack([self.heads[b].neck(pool) for b in BRANCHES], dim=1)
+        pids = batched_inputs["targets"].to(self.device)
+        is_visible = batched_inputs["is_visible"].to(self.device)
+        backbone_logits = self.heads["b"](pool)["logits"]
+        losses = self.losses(pool, backbone_logits, pids, is_visible)
+        losses.update(self.graph_losses(pool, pids, is_visible))
+        return losses
+
+    def graph_losses(self, pool: torch.Tensor, pids: torch.Tensor, is_visible: torch.Tensor
+                     ) -> dict[str, torch.Tensor]:
+        """The graph and CRI terms, each the mean over the two branches, scaled."""
+        s = self.loss_scales
+        ce, kl, cri_ce = [], [], []
+        for branch in BRANCHES:
+            head = self.heads[branch]
+            is_query = training_query_mask(is_visible, branch)
+            x = head.neck(pool)
+            y = self.branch_affinity(x, is_query, branch) @ x
+            logits = head.classifier(y)
+            log_accuracy(logits, pids, f"cls_accuracy_{branch}")
+            ce.append(F.cross_entropy(logits, pids))
+            kl.append(hcc_loss(logits, pids, is_visible, level="kl", margin=s["hcc_kl_margin"]))
+            if self.cri is not None:
+                y_cf = self.cri[branch](x, self.graph_query_mask(is_query), tau_hom=self.tau_hom,
+                                        tau_het=self.tau_het, k=self.k)
+                effect_logits = head.classifier(counterfactual_effect(y, y_cf))
+                cri_ce.append(F.cross_entropy(effect_logits, pids))
+        losses = {"loss_graph_ce": torch.stack(ce).mean() * s["graph_ce"],
+                  "loss_graph_hcc_kl": torch.stack(kl).mean() * s["graph_hcc_kl"]}
+        if cri_ce:
+            losses["loss_cri_ce"] = torch.stack(cri_ce).mean() * s["cri_ce"]
+        return losses
+
+    @torch.no_grad()
+    def transfer_test_features(self, gallery: torch.Tensor, queries: torch.Tensor, branch: str
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Test-time transfer of `branch` on the [gallery ; queries] graph (DESIGN §3): inputs
+        and outputs L2-normalised. H2FT: each query sees the gallery and itself; GFT: one graph
+        over every node."""
+        g = F.normalize(gallery.to(self.device), dim=1)
+        q = F.normalize(queries.to(self.device), dim=1)
+        if self.graph == "h2ft":
+            g_out, q_out = transfer_gallery_queries(
+                g, q, tau_hom=self.tau_hom, tau_het=self.tau_het, k=self.k,
+                gallery_keys=self.keys(g, branch), query_keys=self.keys(q, branch))
+        else:
+            x = torch.cat([g, q])
+            everyone = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+            y = self.branch_affinity(x, everyone, branch) @ x
+            g_out, q_out = y[:g.shape[0]], y[g.shape[0]:]
+        return F.normalize(g_out, dim=1), F.normalize(q_out, dim=1)

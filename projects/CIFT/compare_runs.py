@@ -1,0 +1,38 @@
+#!/usr/bin/env python
+"""Print the protocol results of finished runs side by side.
+
+    python projects/CIFT/compare_runs.py baseline=logs/demo/baseline logs/demo/cift
+
+Each argument is a run's OUTPUT_DIR, optionally prefixed with a label (default: the folder
+name); a CIFT run contributes its CIFT and CIFT† rows.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without install
+
+from cift.evaluation.report import compare_table, load_run_results  # noqa: E402
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="[LABEL=]OUTPUT_DIR of a finished run")
+    args = parser.parse_args(argv)
+    runs = {}
+    for spec in args.runs:
+        label, _, path = spec.rpartition("=")
+        try:
+            runs[label or Path(path).name] = load_run_results(path)
+        except FileNotFoundError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    datasets = list(dict.fromkeys(d for results in runs.values() for d in results))
+    for dataset in datasets:
+        present = {name: r for name, r in runs.items() if dataset in r}
+        print(f"\n{dataset} (mean ± std over trials, %)\n{compare_table(present, dataset)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

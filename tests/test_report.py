@@ -1,0 +1,49 @@
+"""Side-by-side comparison of runs (the demo's last step)."""
+import json
+
+import pytest
+
+from cift.evaluation.report import compare_table, load_run_results, method_rows
+
+METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
+
+
+def metrics(value: float) -> dict:
+    out = {}
+    for name in METRICS:
+        out[name], out[name + "_std"] = value, value / 10
+    return out
+
+
+BASELINE = {"SyntheticVI": {"all-single": metrics(10.0), "indoor-single": metrics(20.0),
+                            "metric": 10.0}}
+CIFT = {"SyntheticVI": {"CIFT": {"all-single": metrics(30.0)},
+                        "CIFT\u2020": {"all-single": metrics(25.0)}, "metric": 30.0}}
+
+
+def test_method_rows_split_cift_runs():
+    rows = method_rows("cift", CIFT["SyntheticVI"])
+    assert set(rows) == {"CIFT", "CIFT\u2020"}
+    assert rows["CIFT"]["all-single"]["R1"] == 30.0
+    assert set(method_rows("baseline", BASELINE["SyntheticVI"])) == {"baseline"}
+
+
+def test_compare_table_side_by_side():
+    table = compare_table({"baseline": BASELINE, "cift": CIFT}, "SyntheticVI",
+                          metrics=("R1", "mAP"))
+    lines = table.splitlines()
+    assert [c.strip() for c in lines[0].split("|")[1:-1]] == [
+        "setting", "baseline R1", "baseline mAP", "CIFT R1", "CIFT mAP", "CIFT\u2020 R1",
+        "CIFT\u2020 mAP"]
+    all_single = next(line for line in lines if "all-single" in line)
+    assert [c.strip() for c in all_single.split("|")[2:-1]] == [
+        "10.0 ± 1.0", "10.0 ± 1.0", "30.0 ± 3.0", "30.0 ± 3.0", "25.0 ± 2.5", "25.0 ± 2.5"]
+    indoor = next(line for line in lines if "indoor-single" in line)
+    assert [c.strip() for c in indoor.split("|")[2:-1]].count("-") == 4
+
+
+def test_load_run_results(tmp_path):
+    (tmp_path / "protocol_results.json").write_text(json.dumps(BASELINE))
+    assert load_run_results(tmp_path) == BASELINE
+    with pytest.raises(FileNotFoundError, match="protocol_results.json"):
+        load_run_results(tmp_path / "missing")
