@@ -1,24 +1,38 @@
-"""SYSU-MM01 evaluation protocol: gallery sampling per trial and the SYSU ranking metrics.
+"""VI-ReID evaluation protocols: per-trial gallery draws and the ranking metrics of SYSU-MM01,
+RegDB and LLCM.
 
-Pure numpy and stdlib, so it can be used without torch or fastreid. Both functions reproduce the
-public reference code of Ye et al. (``eval_sysu`` and ``process_gallery_sysu`` in
-https://github.com/mangye16/Cross-Modal-Re-ID-baseline, also used by AGW and DEEN), including its
-ranking ties, its per-identity CMC and its single-shot random draws.
+Pure numpy and stdlib, so it can be used without torch or fastreid. The functions reproduce the
+public reference code, including its ranking ties, its per-identity CMC and its single-shot
+random draws: ``eval_sysu``, ``eval_regdb`` and ``process_gallery_sysu`` of Ye et al.
+(https://github.com/mangye16/Cross-Modal-Re-ID-baseline, also used by AGW and DEEN), and
+``eval_llcm`` and ``process_gallery_llcm`` of Zhang and Wang (https://github.com/ZYK100/LLCM).
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["SYSU_CAMERAS", "SYSU_QUERY_CAMERAS", "evaluate_sysu", "sample_sysu_gallery"]
+__all__ = [
+    "LLCM_CAMERAS",
+    "SYSU_CAMERAS",
+    "SYSU_QUERY_CAMERAS",
+    "evaluate_llcm",
+    "evaluate_regdb",
+    "evaluate_sysu",
+    "sample_llcm_gallery",
+    "sample_sysu_gallery",
+]
 
 # Visible (gallery) cameras per search mode; infrared query cameras.
 SYSU_CAMERAS = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
 SYSU_QUERY_CAMERAS = (3, 6)
+# LLCM cameras read per modality: the same nine cameras film in visible light and near infrared
+# (camera k is one camera in both), but the reference reads no infrared camera 3.
+LLCM_CAMERAS = {"visible": (1, 2, 3, 4, 5, 6, 7, 8, 9), "infrared": (1, 2, 4, 5, 6, 7, 8, 9)}
 
 # Cameras 2 (visible) and 3 (infrared) film the same place, so a camera-3 query ignores camera 2.
 _SAME_PLACE = {3: 2}
@@ -63,19 +77,143 @@ def evaluate_sysu(
             (camera 3, others) keep different numbers of gallery identities, fewer than
             ``max_rank`` (the reference code fails there too).
     """
-    distmat = np.asarray(distmat)
-    q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
-    q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
+    distmat, q_pids, g_pids = _check_ranking(distmat, q_pids, g_pids, max_rank)
+    q_camids, g_camids = _check_cameras(distmat, q_camids, g_camids)
+    groups = [(np.flatnonzero(q_camids == 3), g_camids != _SAME_PLACE[3]),
+              (np.flatnonzero(q_camids != 3), None)]
+    return _evaluate(distmat, q_pids, g_pids, groups, max_rank, identity_cmc=True)
+
+
+def evaluate_regdb(
+    distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, max_rank: int = 20
+) -> tuple[np.ndarray, float, float]:
+    """RegDB CMC, mAP and mINP of a query-gallery distance matrix (either direction).
+
+    Each query ranks the whole gallery by ``np.argsort(distmat, axis=1)`` (ties as numpy breaks
+    them); nothing is removed, since query and gallery come from different cameras. The CMC is
+    image-level: ``cmc[k]`` is 1 when a gallery image of the query identity is among the first
+    ``k + 1`` images. AP and INP as in :func:`evaluate_sysu`. Queries without a match are
+    skipped (they never occur on the standard splits).
+
+    Args:
+        distmat: (num_query, num_gallery) distances, smaller is closer; visible queries and
+            thermal gallery for visible→thermal, the transpose's roles for thermal→visible.
+        q_pids: (num_query,) query identities.
+        g_pids: (num_gallery,) gallery identities.
+        max_rank: CMC length, cut to the gallery size when that is smaller (as the reference).
+
+    Returns:
+        cmc: (min(max_rank, num_gallery),) float32, fraction of valid queries matched within
+            each rank.
+        mAP: mean AP over valid queries.
+        mINP: mean INP over valid queries.
+
+    Raises:
+        ValueError: on mismatched shapes, ``max_rank < 1``, or when no query has a match.
+    """
+    distmat, q_pids, g_pids = _check_ranking(distmat, q_pids, g_pids, max_rank)
+    groups = [(np.arange(distmat.shape[0]), None)]
+    return _evaluate(distmat, q_pids, g_pids, groups, max_rank, identity_cmc=False)
+
+
+def evaluate_llcm(
+    distmat: np.ndarray,
+    q_pids: np.ndarray,
+    g_pids: np.ndarray,
+    q_camids: np.ndarray,
+    g_camids: np.ndarray,
+    max_rank: int = 20,
+) -> tuple[np.ndarray, float, float]:
+    """LLCM CMC, mAP and mINP of a query-gallery distance matrix (either direction).
+
+    As :func:`evaluate_sysu` (argsort ties, identity-level CMC that keeps the first image of each
+    gallery identity, AP and INP on the plain ranking, queries without a match skipped, the same
+    ``max_rank`` cut and failure), except for what a query drops: the gallery images of its own
+    identity taken by its own camera. Camera k of the visible and of the infrared images is the
+    same camera, so the two modalities' camids compare.
+
+    Args:
+        distmat: (num_query, num_gallery) distances, smaller is closer. Which images are the
+            queries in each direction of the reference script: see :func:`sample_llcm_gallery`.
+        q_pids: (num_query,) query identities.
+        g_pids: (num_gallery,) gallery identities.
+        q_camids: (num_query,) query cameras.
+        g_camids: (num_gallery,) gallery cameras.
+        max_rank: CMC length, cut as in :func:`evaluate_sysu`.
+
+    Returns:
+        cmc, mAP, mINP as :func:`evaluate_sysu`.
+
+    Raises:
+        ValueError: on mismatched shapes, ``max_rank < 1``, when no query has a match, or when
+            queries keep different numbers of gallery identities, fewer than ``max_rank`` (the
+            reference fails there too).
+    """
+    distmat, q_pids, g_pids = _check_ranking(distmat, q_pids, g_pids, max_rank)
+    q_camids, g_camids = _check_cameras(distmat, q_camids, g_camids)
+    # Queries of one (identity, camera) drop the same gallery images: one group each.
+    _, pid_codes = np.unique(q_pids, return_inverse=True)
+    _, cam_codes = np.unique(q_camids, return_inverse=True)
+    keys = pid_codes.reshape(-1) * (int(cam_codes.max(initial=0)) + 1) + cam_codes.reshape(-1)
+    by_key = np.argsort(keys, kind="stable")
+    groups = (
+        (rows, (g_pids != q_pids[rows[0]]) | (g_camids != q_camids[rows[0]]))
+        for rows in np.split(by_key, np.flatnonzero(np.diff(keys[by_key])) + 1)
+        if rows.size
+    )
+    return _evaluate(distmat, q_pids, g_pids, groups, max_rank, identity_cmc=True)
+
+
+def _check_ranking(
+    distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, max_rank: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The arrays of a ranking problem, checked: (num_query, num_gallery), (num_query,),
+    (num_gallery,), and max_rank >= 1."""
+    distmat, q_pids, g_pids = np.asarray(distmat), np.asarray(q_pids), np.asarray(g_pids)
     if distmat.ndim != 2:
         raise ValueError(f"distmat must be 2-D, got shape {distmat.shape}")
     num_q, num_g = distmat.shape
-    if q_pids.shape != (num_q,) or q_camids.shape != (num_q,):
-        raise ValueError(f"q_pids and q_camids must have shape ({num_q},)")
-    if g_pids.shape != (num_g,) or g_camids.shape != (num_g,):
-        raise ValueError(f"g_pids and g_camids must have shape ({num_g},)")
+    if q_pids.shape != (num_q,):
+        raise ValueError(f"q_pids must have shape ({num_q},), got {q_pids.shape}")
+    if g_pids.shape != (num_g,):
+        raise ValueError(f"g_pids must have shape ({num_g},), got {g_pids.shape}")
     if max_rank < 1:
         raise ValueError(f"max_rank must be >= 1, got {max_rank}")
+    return distmat, q_pids, g_pids
 
+
+def _check_cameras(
+    distmat: np.ndarray, q_camids: np.ndarray, g_camids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Query and gallery cameras as arrays of shapes (num_query,) and (num_gallery,)."""
+    q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
+    num_q, num_g = distmat.shape
+    if q_camids.shape != (num_q,):
+        raise ValueError(f"q_camids must have shape ({num_q},), got {q_camids.shape}")
+    if g_camids.shape != (num_g,):
+        raise ValueError(f"g_camids must have shape ({num_g},), got {g_camids.shape}")
+    return q_camids, g_camids
+
+
+def _evaluate(
+    distmat: np.ndarray,
+    q_pids: np.ndarray,
+    g_pids: np.ndarray,
+    groups: Iterable[tuple[np.ndarray, np.ndarray | None]],
+    max_rank: int,
+    identity_cmc: bool,
+) -> tuple[np.ndarray, float, float]:
+    """CMC, mAP and mINP of checked arrays, the queries ranked group by group.
+
+    Args:
+        distmat, q_pids, g_pids: as :func:`_check_ranking` returns them.
+        groups: (rows, keep) pairs covering every query once: ``rows`` (n,) query indices whose
+            rankings keep the gallery items where ``keep`` (num_gallery,) is True (None: all).
+        max_rank: CMC length before the cuts.
+        identity_cmc: rank among distinct gallery identities (SYSU, LLCM) instead of images
+            (RegDB).
+    """
+    num_q, num_g = distmat.shape
     # Rank the full matrix at once: sorting masked rows could break ties differently.
     indices = np.argsort(distmat, axis=1)
     _, g_labels = np.unique(g_pids, return_inverse=True)
@@ -84,21 +222,25 @@ def evaluate_sysu(
 
     ap, inp = np.zeros(num_q), np.zeros(num_q)
     valid = np.zeros(num_q, dtype=bool)
-    id_rank = np.zeros(num_q, dtype=np.int64)  # 0-based rank among distinct gallery identities
+    rank = np.zeros(num_q, dtype=np.int64)  # 0-based rank of the first match (see identity_cmc)
     lengths = set()  # CMC length of each query group
-    groups = [(q_camids == 3, g_camids != _SAME_PLACE[3]), (q_camids != 3, np.ones(num_g, bool))]
     for rows, keep in groups:
-        rows = np.flatnonzero(rows)
         if rows.size == 0:
             continue
+        kept = num_g if keep is None else int(keep.sum())
         # Every row of a group drops the same gallery items, so kept rankings share one length.
-        lengths.add(min(max_rank, np.unique(g_labels[keep]).size))
+        if identity_cmc:
+            kept_labels = g_labels if keep is None else g_labels[keep]
+            lengths.add(min(max_rank, np.count_nonzero(np.bincount(kept_labels))))
+        else:
+            lengths.add(min(max_rank, num_g))
         for start in range(0, rows.size, _BLOCK):
             block = rows[start : start + _BLOCK]
             order = indices[block]
-            order = order[keep[order]].reshape(block.size, int(keep.sum()))
-            result = _rank_block(order, q_pids[block], g_pids, g_labels)
-            valid[block], ap[block], inp[block], id_rank[block] = result
+            if keep is not None:
+                order = order[keep[order]].reshape(block.size, kept)
+            result = _rank_block(order, q_pids[block], g_pids, g_labels if identity_cmc else None)
+            valid[block], ap[block], inp[block], rank[block] = result
 
     if not valid.any():
         raise ValueError("no query has a matching identity in the gallery")
@@ -106,25 +248,27 @@ def evaluate_sysu(
         raise ValueError(f"queries keep different numbers of gallery identities {sorted(lengths)}"
                          f", fewer than max_rank={max_rank}")
     num_valid = float(valid.sum())
-    hits = valid[:, None] & (id_rank[:, None] <= np.arange(lengths.pop()))
+    hits = valid[:, None] & (rank[:, None] <= np.arange(lengths.pop()))
     cmc = hits.sum(0).astype(np.float32) / num_valid
     return cmc, np.mean(ap[valid]), np.mean(inp[valid])
 
 
 def _rank_block(
-    order: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, g_labels: np.ndarray
+    order: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, g_labels: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-query validity, AP, INP and identity rank of kept rankings.
+    """Per-query validity, AP, INP and rank of the first match in kept rankings.
 
     Args:
         order: (n, k) gallery indices, closest first, after the camera removal.
         q_pids: (n,) query identities.
         g_pids: (num_gallery,) gallery identities.
-        g_labels: (num_gallery,) gallery identities as indices into their sorted unique values.
+        g_labels: (num_gallery,) gallery identities as indices into their sorted unique values,
+            for an identity-level rank; None for an image-level rank.
 
     Returns:
-        valid (n,) bool, ap (n,), inp (n,) (zero where not valid), and id_rank (n,) int: how many
-        distinct gallery identities precede the first correct match.
+        valid (n,) bool, ap (n,), inp (n,) (zero where not valid), and rank (n,) int: how many
+        distinct gallery identities (or, without g_labels, gallery images) precede the first
+        correct match.
     """
     n, k = order.shape
     matches = (g_pids[order] == q_pids[:, None]).astype(np.int32)
@@ -141,13 +285,15 @@ def _rank_block(
         last = k - 1 - np.argmax(m[:, ::-1], axis=1)
         inp[valid] = num_rel / (last + 1.0)
 
+    first_match = np.argmax(matches, axis=1)
+    if g_labels is None:
+        return valid, ap, inp, first_match
     # Positions where an identity occurs for the first time in the ranking.
     labels = g_labels[order]
     by_label = np.argsort(labels, axis=1, kind="stable")
     sorted_labels = np.take_along_axis(labels, by_label, 1)
     first = np.ones((n, k), dtype=bool)
     first[:, 1:] = sorted_labels[:, 1:] != sorted_labels[:, :-1]
-    first_match = np.argmax(matches, axis=1)
     id_rank = (first & (by_label < first_match[:, None])).sum(1)
     return valid, ap, inp, id_rank
 
@@ -178,12 +324,63 @@ def sample_sysu_gallery(
     """
     if mode not in SYSU_CAMERAS:
         raise ValueError(f"unknown SYSU-MM01 mode {mode!r}; known: {', '.join(SYSU_CAMERAS)}")
+    return _draw(pool, SYSU_CAMERAS[mode], trial, shots)
+
+
+def sample_llcm_gallery(pool: Sequence[tuple], trial: int = 0, shots: int = 1) -> list[int]:
+    """Draw the per-trial image set of one LLCM modality, as the reference's
+    ``process_gallery_llcm``.
+
+    Identities in ascending order, then the modality's cameras in order (``LLCM_CAMERAS``:
+    visible 1-9, infrared 1, 2, 4-9); for each (identity, camera) with images, ``shots`` images
+    of its path-sorted list are drawn with ``random.Random(trial)``: ``choice`` when
+    ``shots == 1`` (the reference, which is single-shot only), ``sample`` otherwise (our
+    extension, as :func:`sample_sysu_gallery`).
+
+    The reference test script (``test_mode`` in DEEN's and AGW's ``test.py``) draws from one
+    modality and keeps every image of the other, over trials 0-9:
+
+    - ``test_mode = [1, 2]``, labelled "IR to VIS" (the default): queries = every infrared test
+      image; gallery = this draw from the visible test images. Infrared queries, visible gallery.
+    - ``test_mode = [2, 1]``, labelled "VIS to IR": the draw is from the *infrared* test images
+      and every visible test image is kept, but the script then transposes the distance matrix
+      and swaps the label and camera arguments of ``eval_llcm``: the drawn infrared images are
+      the ranked **queries** and every visible test image is the **gallery**. So the published
+      "VIS to IR" numbers also rank visible images for infrared queries; what changes per trial
+      there is the query set, not the gallery. To reproduce them, pass the infrared draw as the
+      queries of :func:`evaluate_llcm` and all visible test images as its gallery.
+
+    Args:
+        pool: items ``(img_path, pid, camid, modality, ...)`` of one modality ("visible" or
+            "infrared"), in any order; items of cameras the modality does not list are ignored.
+        trial: seed of the draw.
+        shots: images per (identity, camera); the reference draws 1.
+
+    Returns:
+        Indices into ``pool`` of the drawn images, in draw order.
+
+    Raises:
+        ValueError: when the pool mixes modalities or has an unknown one, on ``shots < 1``, or
+            an (identity, camera) with fewer than ``shots`` images.
+        TypeError: when ``trial`` or ``shots`` is not an int.
+    """
+    modalities = {item[3] if len(item) > 3 else None for item in pool}
+    if len(modalities) > 1 or not modalities <= set(LLCM_CAMERAS):
+        found = ", ".join(sorted(map(repr, modalities)))
+        raise ValueError(f"LLCM pool items need one modality, 'visible' or 'infrared'; "
+                         f"found {found}")
+    cameras = LLCM_CAMERAS[modalities.pop()] if modalities else ()
+    return _draw(pool, cameras, trial, shots)
+
+
+def _draw(pool: Sequence[tuple], cameras: tuple[int, ...], trial: int, shots: int) -> list[int]:
+    """Indices into ``pool`` of ``shots`` images per (identity, camera of ``cameras``), drawn
+    identity-major, camera-minor from path-sorted lists with ``random.Random(trial)``."""
     for name, value in (("trial", trial), ("shots", shots)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{name} must be an int, got {value!r}")
     if shots < 1:
         raise ValueError(f"shots must be >= 1, got {shots}")
-    cameras = SYSU_CAMERAS[mode]
     folders = defaultdict(list)
     for index, (img_path, pid, camid, *_) in enumerate(pool):
         if int(camid) in cameras:

@@ -1,0 +1,334 @@
+"""Tests of the RegDB and LLCM readers on fake trees in the distributed layouts.
+
+RegDB (DESIGN.md §2): ``RegDB/{Visible,Thermal}/...`` and ``idx/{train,test}_{visible,thermal}_
+{1..10}.txt`` with ``relative/path label`` lines. LLCM: ``idx/train_{vis,nir}.txt`` (same line
+format), ``idx/test_id.txt`` (comma-separated ids), ``test_vis/cam{1..9}/{pid:04d}/`` and
+``test_nir/cam{1,2,4..9}/{pid:04d}/``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastreid.data.datasets import DATASET_REGISTRY
+from PIL import Image
+
+import cift
+from cift.data.datasets import LLCM, RegDB
+
+
+def write_image(path: Path, value: int = 128) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (4, 8), (value % 256, 0, 0)).save(path)
+
+
+def error_message(excinfo: pytest.ExceptionInfo) -> str:
+    message = str(excinfo.value)
+    assert "\n" not in message, message
+    return message
+
+
+# ---------------------------------------------------------------- RegDB
+
+# person -> images per modality (differing counts, so a miscount shows); RegDB has 10 each.
+PERSONS = {0: 2, 1: 1, 2: 3, 3: 2, 4: 1, 5: 2}
+# trial -> (train persons, test persons); labels are positions in these lists, as in the
+# distributed files (the same person has the same label in both modalities of a trial).
+REGDB_TRIALS = {1: ((0, 1, 2), (3, 4, 5)), 2: ((3, 4, 5), (0, 2, 1))}
+KINDS = {"visible": ("Visible", "v"), "thermal": ("Thermal", "t")}
+
+
+def regdb_relative(kind: str, person: int, n: int) -> str:
+    folder, letter = KINDS[kind]
+    sex = "male" if person % 2 else "female"
+    return f"{folder}/{sex}/{person}/{sex}_{letter}_{person:05d}_{n}.bmp"
+
+
+def make_regdb(root: Path) -> Path:
+    """Write a fake RegDB tree into root/RegDB and return that folder."""
+    data = root / "RegDB"
+    for person, count in PERSONS.items():
+        for kind in KINDS:
+            for n in range(count):
+                write_image(data / regdb_relative(kind, person, n), 10 * person + n)
+    (data / "idx").mkdir()
+    for trial, splits in REGDB_TRIALS.items():
+        for split, persons in zip(("train", "test"), splits):
+            for kind in KINDS:
+                lines = [f"{regdb_relative(kind, p, n)} {label}"
+                         for label, p in enumerate(persons) for n in range(PERSONS[p])]
+                (data / "idx" / f"{split}_{kind}_{trial}.txt").write_text("\n".join(lines) + "\n")
+    return data
+
+
+def regdb_items(data: Path, trial: int, split: str, kind: str) -> list[tuple]:
+    persons = REGDB_TRIALS[trial][split == "test"]
+    cam, modality = (1, "visible") if kind == "visible" else (2, "infrared")
+    return [(str(data / regdb_relative(kind, p, n)), label, cam, modality)
+            for label, p in enumerate(persons) for n in range(PERSONS[p])]
+
+
+@pytest.fixture
+def regdb_root(tmp_path: Path) -> Path:
+    make_regdb(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("trial,num_train,num_test", [(1, 12, 5), (2, 10, 6)])
+def test_regdb_splits(regdb_root: Path, trial: int, num_train: int, num_test: int) -> None:
+    data_dir = regdb_root / "RegDB"
+    data = RegDB(root=str(regdb_root), trial=trial)
+    train = regdb_items(data_dir, trial, "train", "visible") + regdb_items(data_dir, trial,
+                                                                         "train", "thermal")
+    assert data.train == [(path, f"regdb_{pid}", cam, mod) for path, pid, cam, mod in train]
+    assert data.query == regdb_items(data_dir, trial, "test", "visible")
+    assert data.gallery == regdb_items(data_dir, trial, "test", "thermal")
+    assert len(data.train) == num_train and len(data.query) == len(data.gallery) == num_test
+    assert {pid for _, pid, _, _ in data.query} == {pid for _, pid, _, _ in data.gallery}
+
+
+def test_regdb_trial_selects_the_split_files(regdb_root: Path) -> None:
+    first, second = RegDB(root=str(regdb_root)), RegDB(root=str(regdb_root), trial=2)
+    assert first.trial == 1 and second.trial == 2
+    train_paths = {path for path, *_ in first.train}
+    assert train_paths == {path for path, *_ in second.query + second.gallery}
+    assert not train_paths & {path for path, *_ in first.query + first.gallery}
+
+
+def test_regdb_modality_and_camera(regdb_root: Path) -> None:
+    data = RegDB(root=str(regdb_root))
+    for path, _, cam, modality in data.train + data.query + data.gallery:
+        visible = Path(path).relative_to(regdb_root / "RegDB").parts[0] == "Visible"
+        assert (cam, modality) == ((1, "visible") if visible else (2, "infrared"))
+
+
+def test_regdb_blank_lines_are_skipped(regdb_root: Path) -> None:
+    path = regdb_root / "RegDB" / "idx" / "test_thermal_1.txt"
+    path.write_text("\n" + path.read_text().replace("\n", "\n\n"))
+    assert len(RegDB(root=str(regdb_root)).gallery) == 5
+
+
+def test_regdb_is_registered() -> None:
+    assert DATASET_REGISTRY.get("RegDB") is RegDB
+
+
+def test_regdb_missing_root(tmp_path: Path) -> None:
+    with pytest.raises(cift.CiftInputError) as info:
+        RegDB(root=str(tmp_path / "nowhere"))
+    assert str(tmp_path / "nowhere" / "RegDB") in error_message(info)
+
+
+@pytest.mark.parametrize("name", ["train_visible_1.txt", "train_thermal_1.txt",
+                                  "test_visible_1.txt", "test_thermal_1.txt"])
+def test_regdb_missing_index_file(regdb_root: Path, name: str) -> None:
+    path = regdb_root / "RegDB" / "idx" / name
+    path.unlink()
+    with pytest.raises(cift.CiftInputError) as info:
+        RegDB(root=str(regdb_root))
+    assert str(path) in error_message(info)
+
+
+def test_regdb_trial_without_files(regdb_root: Path) -> None:
+    with pytest.raises(cift.CiftInputError) as info:
+        RegDB(root=str(regdb_root), trial=3)
+    assert str(regdb_root / "RegDB" / "idx" / "train_visible_3.txt") in error_message(info)
+
+
+@pytest.mark.parametrize("trial", [0, 11, -1, "1", 1.0, True, None])
+def test_regdb_trial_outside_1_to_10(regdb_root: Path, trial) -> None:
+    with pytest.raises(cift.CiftInputError) as info:
+        RegDB(root=str(regdb_root), trial=trial)
+    message = error_message(info)
+    assert repr(trial) in message and "1..10" in message
+
+
+def test_regdb_listed_image_missing(regdb_root: Path) -> None:
+    image = regdb_root / "RegDB" / regdb_relative("thermal", 4, 0)
+    image.unlink()
+    with pytest.raises(cift.CiftInputError) as info:
+        RegDB(root=str(regdb_root))
+    message = error_message(info)
+    assert str(image) in message
+    assert str(regdb_root / "RegDB" / "idx" / "test_thermal_1.txt") in message
+
+
+@pytest.mark.parametrize("label", ["two", "-1", "2.5", "1e3"])
+def test_regdb_label_that_does_not_parse(regdb_root: Path, label: str) -> None:
+    path = regdb_root / "RegDB" / "idx" / "train_visible_1.txt"
+    lines = path.read_text().splitlines()
+    lines[1] = f"{lines[1].split()[0]} {label}"
+    path.write_text("\n".join(lines))
+    with pytest.raises(cift.CiftInputError) as info:
+        RegDB(root=str(regdb_root))
+    message = error_message(info)
+    assert f"{path}:2" in message and repr(label) in message
+
+
+@pytest.mark.parametrize("line", ["Visible/female/0/female_v_00000_0.bmp",
+                                  "Visible/female/0/female_v_00000_0.bmp 0 extra",
+                                  "Visible/female/0/female_v_00000_0.bmp,0",
+                                  "/RegDB/Visible/female/0/female_v_00000_0.bmp 0"])
+def test_regdb_malformed_line(regdb_root: Path, line: str) -> None:
+    path = regdb_root / "RegDB" / "idx" / "test_visible_1.txt"
+    path.write_text(path.read_text() + line + "\n")
+    with pytest.raises(cift.CiftInputError) as info:
+        RegDB(root=str(regdb_root))
+    assert f"{path}:6" in error_message(info)
+
+
+# ---------------------------------------------------------------- LLCM
+
+# Train lists: `relative/path label`; the camera comes from the cam folder, or from the file
+# name for the last line.
+LLCM_TRAIN = {
+    "train_vis.txt": ["train_vis/cam1/0002/0002_c01_s1_1.jpg 0",
+                      "train_vis/cam4/0002/0002_c04_s1_2.jpg 0",
+                      "train_vis/cam9/0006/0006_c09_s2_1.jpg 1"],
+    "train_nir.txt": ["train_nir/cam2/0002/0002_c02_s1_3.jpg 0",
+                      "train_nir/cam7/0006/0006_c07_s2_4.jpg 1",
+                      "train_nir/0006/0006_c05_s2_5.jpg 1"],
+}
+LLCM_TRAIN_CAMS = {"train_vis.txt": [1, 4, 9], "train_nir.txt": [2, 7, 5]}
+# Test: (folder, camera, pid) -> number of images. Identity 8 is not a test id; the infrared
+# camera-3 folder is never read; identity 5 has no infrared image.
+LLCM_TEST = {
+    ("test_vis", 1, 3): 2, ("test_vis", 9, 3): 1, ("test_vis", 2, 11): 1,
+    ("test_vis", 4, 5): 2, ("test_vis", 3, 8): 1,
+    ("test_nir", 1, 3): 1, ("test_nir", 3, 3): 2, ("test_nir", 8, 11): 2,
+    ("test_nir", 2, 11): 1, ("test_nir", 4, 8): 1,
+}
+LLCM_TEST_IDS = "11,3,5\n"
+
+
+def make_llcm(root: Path) -> Path:
+    """Write a fake LLCM tree into root/LLCM and return that folder."""
+    data = root / "LLCM"
+    for name, lines in LLCM_TRAIN.items():
+        for n, line in enumerate(lines):
+            write_image(data / line.split()[0], n)
+        (data / "idx").mkdir(parents=True, exist_ok=True)
+        (data / "idx" / name).write_text("\n".join(lines) + "\n")
+    for (folder, cam, pid), count in LLCM_TEST.items():
+        for n in range(count, 0, -1):  # written in reverse: the reader sorts
+            name = f"{pid:04d}_c{cam:02d}_{n}.jpg"
+            write_image(data / folder / f"cam{cam}" / f"{pid:04d}" / name)
+    (data / "idx" / "test_id.txt").write_text(LLCM_TEST_IDS)
+    return data
+
+
+def llcm_test_items(data: Path, folder: str) -> list[tuple]:
+    """Expected items: ids ascending, then cameras, then file names; infrared camera 3 never."""
+    modality = "visible" if folder == "test_vis" else "infrared"
+    keys = sorted((pid, cam) for f, cam, pid in LLCM_TEST
+                  if f == folder and pid in (3, 5, 11) and (cam, folder) != (3, "test_nir"))
+    return [(str(data / folder / f"cam{cam}" / f"{pid:04d}" / f"{pid:04d}_c{cam:02d}_{n}.jpg"),
+             pid, cam, modality)
+            for pid, cam in keys for n in range(1, LLCM_TEST[folder, cam, pid] + 1)]
+
+
+@pytest.fixture
+def llcm_root(tmp_path: Path) -> Path:
+    make_llcm(tmp_path)
+    return tmp_path
+
+
+def test_llcm_train(llcm_root: Path) -> None:
+    data_dir = llcm_root / "LLCM"
+    data = LLCM(root=str(llcm_root))
+    want = []
+    for (name, lines), modality in zip(LLCM_TRAIN.items(), ("visible", "infrared")):
+        for line, cam in zip(lines, LLCM_TRAIN_CAMS[name]):
+            path, label = line.split()
+            want.append((str(data_dir / path), f"llcm_{label}", cam, modality))
+    assert data.train == want
+
+
+def test_llcm_query_and_gallery(llcm_root: Path) -> None:
+    data_dir = llcm_root / "LLCM"
+    data = LLCM(root=str(llcm_root))
+    assert data.query == llcm_test_items(data_dir, "test_vis")
+    assert data.gallery == llcm_test_items(data_dir, "test_nir")
+    assert len(data.query) == 6 and len(data.gallery) == 4
+    assert {pid for _, pid, _, _ in data.query} == {3, 5, 11}
+    assert {pid for _, pid, _, _ in data.gallery} == {3, 11}  # identity 5: visible only
+    assert 3 not in {cam for _, _, cam, _ in data.gallery}
+    for path, pid, cam, _ in data.query + data.gallery:
+        assert Path(path).parts[-3:-1] == (f"cam{cam}", f"{pid:04d}")
+
+
+def test_llcm_is_registered() -> None:
+    assert DATASET_REGISTRY.get("LLCM") is LLCM
+
+
+def test_llcm_missing_root(tmp_path: Path) -> None:
+    with pytest.raises(cift.CiftInputError) as info:
+        LLCM(root=str(tmp_path / "nowhere"))
+    assert str(tmp_path / "nowhere" / "LLCM") in error_message(info)
+
+
+@pytest.mark.parametrize("name", ["train_vis.txt", "train_nir.txt", "test_id.txt"])
+def test_llcm_missing_index_file(llcm_root: Path, name: str) -> None:
+    path = llcm_root / "LLCM" / "idx" / name
+    path.unlink()
+    with pytest.raises(cift.CiftInputError) as info:
+        LLCM(root=str(llcm_root))
+    assert str(path) in error_message(info)
+
+
+@pytest.mark.parametrize("folder", ["test_vis", "test_nir"])
+def test_llcm_missing_test_folder(llcm_root: Path, folder: str) -> None:
+    path = llcm_root / "LLCM" / folder
+    path.rename(llcm_root / "elsewhere")
+    with pytest.raises(cift.CiftInputError) as info:
+        LLCM(root=str(llcm_root))
+    assert str(path) in error_message(info)
+
+
+def test_llcm_test_id_without_images(llcm_root: Path) -> None:
+    (llcm_root / "LLCM" / "idx" / "test_id.txt").write_text("3,12")
+    with pytest.raises(cift.CiftInputError) as info:
+        LLCM(root=str(llcm_root))
+    message = error_message(info)
+    assert str(llcm_root / "LLCM") in message and "0012" in message
+
+
+@pytest.mark.parametrize("text", ["3,x", "3;5"])
+def test_llcm_test_id_that_does_not_parse(llcm_root: Path, text: str) -> None:
+    path = llcm_root / "LLCM" / "idx" / "test_id.txt"
+    path.write_text(text)
+    with pytest.raises(cift.CiftInputError) as info:
+        LLCM(root=str(llcm_root))
+    assert str(path) in error_message(info)
+
+
+def test_llcm_listed_image_missing(llcm_root: Path) -> None:
+    image = llcm_root / "LLCM" / LLCM_TRAIN["train_nir.txt"][1].split()[0]
+    image.unlink()
+    with pytest.raises(cift.CiftInputError) as info:
+        LLCM(root=str(llcm_root))
+    message = error_message(info)
+    assert str(image) in message and str(llcm_root / "LLCM" / "idx" / "train_nir.txt") in message
+
+
+@pytest.mark.parametrize("line,needle", [
+    ("train_vis/cam1/0002/0002_c01_s1_1.jpg one", "'one'"),
+    ("train_vis/cam1/0002/0002_c01_s1_1.jpg", "train_vis.txt:4"),
+    ("train_vis/cam1/0002/0002_c01_s1_1.jpg 0 1", "train_vis.txt:4"),
+])
+def test_llcm_bad_train_line(llcm_root: Path, line: str, needle: str) -> None:
+    path = llcm_root / "LLCM" / "idx" / "train_vis.txt"
+    path.write_text(path.read_text() + line + "\n")
+    with pytest.raises(cift.CiftInputError) as info:
+        LLCM(root=str(llcm_root))
+    message = error_message(info)
+    assert str(path) in message and needle in message
+
+
+def test_llcm_train_image_without_camera(llcm_root: Path) -> None:
+    write_image(llcm_root / "LLCM" / "train_nir" / "0006" / "unnamed.jpg")
+    path = llcm_root / "LLCM" / "idx" / "train_nir.txt"
+    path.write_text(path.read_text() + "train_nir/0006/unnamed.jpg 1\n")
+    with pytest.raises(cift.CiftInputError) as info:
+        LLCM(root=str(llcm_root))
+    message = error_message(info)
+    assert str(path) in message and "unnamed.jpg" in message
