@@ -90,8 +90,18 @@ def add_cift_config(cfg: CN) -> CN:
     _C.TEST.SYSU.MODES = ("all", "indoor")
     # gallery images per (identity, camera): 1 = single-shot, 10 = multi-shot.
     _C.TEST.SYSU.SHOTS = (1, 10)
-    # reported as `metric` (kept by fastreid for model_best): "<mode>-<single|multi>/<metric>".
-    _C.TEST.SYSU.MAIN_METRIC = "all-single/mAP"
+    # LLCM protocol: gallery trials (seeds 0..TRIALS-1) per direction.
+    _C.TEST.LLCM = CN()
+    _C.TEST.LLCM.TRIALS = 10
+    # gallery images per (identity, camera) (the reference draws 1).
+    _C.TEST.LLCM.SHOTS = 1
+    # reported as `metric` (fastreid keeps `model_best` by it): "<task>/<metric>", e.g.
+    # "all-single/mAP" (SYSU), "visible-thermal/R1" (RegDB); "" = the first task's mAP.
+    _C.TEST.MAIN_METRIC = ""
+
+    # RegDB: which of the 10 published train/test splits (idx/*_{trial}.txt) a run uses.
+    _C.DATASETS.REGDB = CN()
+    _C.DATASETS.REGDB.TRIAL = 1
 
     # Synthetic VI data set (the embedded default): generator parameters; the data set is
     # written to $FASTREID_DATASETS/SyntheticVI on first use.

@@ -51,6 +51,8 @@ class VIDataset(CommDataset):
 
 def dataset_kwargs(cfg, name: str) -> dict[str, Any]:
     """Constructor arguments a registered data set takes from the config."""
+    if name == "RegDB":
+        return dict(trial=cfg.DATASETS.REGDB.TRIAL)
     if name == "SyntheticVI":
         s = cfg.DATASETS.SYNTHETIC
         return dict(num_ids=s.NUM_IDS, images_per_camera=s.IMAGES_PER_CAMERA,

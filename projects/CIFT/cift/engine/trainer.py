@@ -17,9 +17,9 @@ from fastreid.utils.logger import setup_logger
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data import build_vi_test_loader, build_vi_train_loader
-from ..evaluation import SYSUEvaluator, format_protocol_table
+from ..evaluation import VIEvaluator, build_tasks, format_protocol_table
 from ..evaluation.report import RESULTS_FILE
-from ..evaluation.sysu_evaluator import GraphTransfer
+from ..evaluation.vi_evaluator import GraphTransfer
 from .checkpoint import AtomicCheckpointer, atomic_write
 
 logger = logging.getLogger(__name__)
@@ -109,9 +109,12 @@ class CIFTTrainer(DefaultTrainer):
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name: str, output_dir=None, model=None):
-        """Test loader and SYSU evaluator; a CIFT `model` supplies its test-time transfer."""
-        loader, _, data = build_vi_test_loader(cfg, dataset_name)
-        return loader, SYSUEvaluator(cfg, data.query, data.gallery, transfer=numpy_transfer(model))
+        """Test loader and the evaluator of the data set's protocol; a CIFT `model` supplies its
+        test-time transfer."""
+        loader, num_query, data = build_vi_test_loader(cfg, dataset_name)
+        items = data.query + data.gallery
+        tasks = build_tasks(cfg, data.protocol, items, num_query)
+        return loader, VIEvaluator(cfg, items, tasks, transfer=numpy_transfer(model))
 
     @classmethod
     def test(cls, cfg, model) -> OrderedDict:

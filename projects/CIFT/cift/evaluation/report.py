@@ -4,9 +4,29 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .sysu_runs import protocol_rows
+from .tasks import METRICS
 
 RESULTS_FILE = "protocol_results.json"
+
+
+def protocol_rows(results: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str, dict]]:
+    """(label, metrics) for every setting in possibly nested results ("CIFT all-single")."""
+    rows = []
+    for key, value in results.items():
+        if isinstance(value, dict):
+            label = prefix + (key,)
+            rows += [(" ".join(label), value)] if "R1" in value else protocol_rows(value, label)
+    return rows
+
+
+def format_protocol_table(results: dict, title: str = "") -> str:
+    """A plain-text table: one row per setting, 'mean ± std' per metric."""
+    from tabulate import tabulate
+
+    rows = [[label] + [f"{m[name]:.2f} ± {m[name + '_std']:.2f}" for name in METRICS]
+            for label, m in protocol_rows(results)]
+    table = tabulate(rows, headers=["setting", *METRICS], tablefmt="pipe")
+    return f"{title}\n{table}" if title else table
 
 
 def load_run_results(run_dir: str | Path) -> dict:

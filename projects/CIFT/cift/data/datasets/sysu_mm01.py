@@ -67,6 +67,7 @@ class SYSUMM01(ImageDataset):
 
     dataset_dir = "SYSU-MM01"
     dataset_name = "sysumm01"
+    protocol = "sysu"  # evaluation tasks: cift.evaluation.tasks.build_tasks
 
     def __init__(self, root: str = "datasets", **kwargs):
         self.root = Path(root)

@@ -1,4 +1,4 @@
-"""fastreid evaluator running the SYSU-MM01 protocol (4 settings x 10 trials) on one extraction."""
+"""fastreid evaluator running a VI-ReID protocol (SYSU-MM01, RegDB, LLCM) on one extraction."""
 from __future__ import annotations
 
 import itertools
@@ -11,14 +11,12 @@ import torch
 from fastreid.evaluation.evaluator import DatasetEvaluator
 from fastreid.utils import comm
 
-from .sysu_runs import cosine_distance, run_sysu_protocol
+from .tasks import Task, cosine_distance, run_tasks
 
 logger = logging.getLogger(__name__)
 
 # Order of the graph branches in a CIFT model's (B, 2, d) inference output.
 GRAPH_BRANCHES = ("r2i", "i2r")
-# SYSU-MM01 queries are infrared: the branch trained with infrared queries serves them.
-SYSU_QUERY_BRANCH = "i2r"
 # Result keys: CIFT ranks transferred features, CIFT† the BNNeck features without transfer.
 TRANSFERRED, BNNECK_ONLY = "CIFT", "CIFT†"
 
@@ -34,23 +32,23 @@ def transferred_distance(transfer: GraphTransfer, branch: str):
     return distance
 
 
-class SYSUEvaluator(DatasetEvaluator):
-    """Collects features of the query and gallery-pool images once, then draws each trial's
-    gallery from the pool and reports mean and std of R1/R5/R10/R20/mAP/mINP per setting.
+class VIEvaluator(DatasetEvaluator):
+    """Collects the features of every test image once, then scores the protocol's tasks (each
+    setting or direction, over its trials) and reports mean and std of R1/R5/R10/R20/mAP/mINP.
 
-    Features (N, d) (VIBaseline) are ranked by cosine distance; the returned dict maps
-    "<mode>-<single|multi>" to metrics. Features (N, 2, d) (CIFT: r2i and i2r BNNeck features)
-    use the branch of the queries' modality and are reported twice, as "CIFT" (transferred on
-    each trial's [gallery ; queries] graph by `transfer`) and "CIFT†" (no transfer). `metric`
-    (TEST.SYSU.MAIN_METRIC, of CIFT for a CIFT model) is what fastreid's checkpointer uses to keep
+    Features (N, d) (VIBaseline) are ranked by cosine distance; the result maps each task name
+    to its metrics. Features (N, 2, d) (CIFT: r2i and i2r BNNeck features) are reported twice,
+    as "CIFT" (each trial's [gallery ; queries] graph transferred by `transfer` with the branch
+    of the task's query modality) and "CIFT†" (the same branch, no transfer). `metric`
+    (TEST.MAIN_METRIC, of CIFT for a CIFT model) is what fastreid's checkpointer uses to keep
     `model_best`.
     """
 
-    def __init__(self, cfg, query_items: list[tuple], pool_items: list[tuple],
+    def __init__(self, cfg, items: list[tuple], tasks: list[Task],
                  transfer: GraphTransfer | None = None):
         self.cfg = cfg
-        self.query_items = list(query_items)
-        self.pool_items = list(pool_items)
+        self.items = list(items)
+        self.tasks = tasks
         self.transfer = transfer
         self.reset()
 
@@ -79,32 +77,33 @@ class SYSUEvaluator(DatasetEvaluator):
             return OrderedDict()
         feats, paths = gathered
         row = {path: i for i, path in enumerate(paths)}
-        missing = [it[0] for it in self.query_items + self.pool_items if it[0] not in row]
+        missing = [it[0] for it in self.items if it[0] not in row]
         if missing:
             raise RuntimeError(f"evaluator got no feature for {len(missing)} images, "
                                f"e.g. {missing[0]}")
-        q = feats[[row[it[0]] for it in self.query_items]]
-        g = feats[[row[it[0]] for it in self.pool_items]]
-        t = self.cfg.TEST.SYSU
-
-        def run(query_feats, pool_feats, distance=cosine_distance):
-            return run_sysu_protocol(query_feats, pool_feats, self.query_items, self.pool_items,
-                                     modes=t.MODES, shots=t.SHOTS, trials=t.TRIALS,
-                                     distance=distance)
-
+        feats = feats[[row[it[0]] for it in self.items]]
         if feats.ndim == 2:
-            results = main = run(q, g)
+            results = main = run_tasks(lambda branch: feats, self.items, self.tasks)
         else:
             if self.transfer is None:
                 raise ValueError("graph-branch features (N, 2, d) need a test-time transfer")
-            b = GRAPH_BRANCHES.index(SYSU_QUERY_BRANCH)
+
+            def branch_feats(branch: str) -> np.ndarray:
+                return feats[:, GRAPH_BRANCHES.index(branch)]
+
             results = OrderedDict()
-            results[TRANSFERRED] = main = run(
-                q[:, b], g[:, b], transferred_distance(self.transfer, SYSU_QUERY_BRANCH))
-            results[BNNECK_ONLY] = run(q[:, b], g[:, b])
-        setting, _, name = t.MAIN_METRIC.partition("/")
-        if setting not in main or name not in main[setting]:
-            raise KeyError(f"TEST.SYSU.MAIN_METRIC {t.MAIN_METRIC!r}: not among the "
-                           f"reported settings {list(main)}")
-        results["metric"] = main[setting][name]
+            results[TRANSFERRED] = main = run_tasks(
+                branch_feats, self.items, self.tasks,
+                lambda branch: transferred_distance(self.transfer, branch))
+            results[BNNECK_ONLY] = run_tasks(branch_feats, self.items, self.tasks)
+        results["metric"] = main_metric(main, self.cfg.TEST.MAIN_METRIC)
         return results
+
+
+def main_metric(results: dict, key: str) -> float:
+    """The value TEST.MAIN_METRIC ("<task>/<metric>", or "" for the first task's mAP) names."""
+    task, _, name = key.partition("/") if key else (next(iter(results)), "/", "mAP")
+    if task not in results or name not in results[task]:
+        raise KeyError(f"TEST.MAIN_METRIC {key!r}: not among the reported tasks "
+                       f"{list(results)} and metrics")
+    return results[task][name]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cift import load_config
-from cift.evaluation import SYSUEvaluator, format_protocol_table, run_sysu_protocol
+from cift.evaluation import VIEvaluator, build_tasks, format_protocol_table, run_sysu_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ["all-single", "all-multi", "indoor-single", "indoor-multi"]
@@ -51,7 +51,9 @@ def evaluator(*opts):
     cfg = load_config(str(ROOT / "configs/Demo/baseline_synthetic.yml"),
                       ["TEST.SYSU.TRIALS", "2", *opts])
     query, pool = items()
-    return SYSUEvaluator(cfg, query, pool), query, pool
+    test_items = query + pool
+    tasks = build_tasks(cfg, "sysu", test_items, len(query))
+    return VIEvaluator(cfg, test_items, tasks), query, pool
 
 
 def feed(ev, item_list, feats, order):
@@ -80,7 +82,7 @@ def test_evaluator_refuses_missing_features():
 
 
 def test_unknown_main_metric_is_named():
-    ev, query, pool = evaluator("TEST.SYSU.MAIN_METRIC", "all-single/R7")
+    ev, query, pool = evaluator("TEST.MAIN_METRIC", "all-single/R7")
     all_items = query + pool
     feed(ev, all_items, identity_features(all_items), np.arange(len(all_items)))
     with pytest.raises(KeyError, match="R7"):

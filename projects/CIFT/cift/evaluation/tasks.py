@@ -1,0 +1,172 @@
+"""Evaluation tasks of the VI-ReID benchmarks and the runner that scores features on them.
+
+A task is one reported setting ("all-single" of SYSU-MM01, "visible-thermal" of RegDB, ...): its
+query and gallery images for each trial, the metric function of its protocol, and the graph
+branch that serves its queries (a CIFT model transfers with the branch trained with queries of
+the same modality: visible queries -> r2i, infrared queries -> i2r). Numpy only.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .protocols import (
+    evaluate_llcm,
+    evaluate_regdb,
+    evaluate_sysu,
+    sample_llcm_gallery,
+    sample_sysu_gallery,
+)
+
+RANKS = (1, 5, 10, 20)
+METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
+BRANCH_OF_QUERY_MODALITY = {"visible": "r2i", "infrared": "i2r"}
+
+# (distmat, q_pids, g_pids, q_camids, g_camids) -> (cmc, mAP, mINP)
+Metric = Callable[..., tuple]
+# (query features (Q, d), gallery features (G, d)) -> (Q, G) distances
+Distance = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One reported setting: (query indices, gallery indices) per trial into the test items."""
+
+    name: str
+    branch: str
+    metric: Metric
+    trials: tuple[tuple[np.ndarray, np.ndarray], ...]
+
+
+def setting_name(mode: str, shots: int) -> str:
+    """'all-single', 'indoor-multi' (10 shots), or 'all-5shot' for other shot counts."""
+    kind = {1: "single", 10: "multi"}.get(shots, f"{shots}shot")
+    return f"{mode}-{kind}"
+
+
+def regdb_metric(distmat, q_pids, g_pids, q_camids, g_camids):
+    """RegDB ignores cameras (query and gallery never share one)."""
+    return evaluate_regdb(distmat, q_pids, g_pids)
+
+
+def sysu_tasks(items: Sequence[tuple], num_query: int, modes=("all", "indoor"), shots=(1, 10),
+               trials: int = 10) -> list[Task]:
+    """SYSU-MM01: infrared queries (items[:num_query]) against galleries drawn per trial from
+    the visible pool (items[num_query:])."""
+    query = np.arange(num_query)
+    pool = list(items[num_query:])
+    tasks = []
+    for mode in modes:
+        for n in shots:
+            draws = tuple((query, num_query + np.asarray(sample_sysu_gallery(
+                pool, mode=mode, trial=t, shots=n), dtype=int)) for t in range(trials))
+            tasks.append(Task(setting_name(mode, n), "i2r", evaluate_sysu, draws))
+    return tasks
+
+
+def regdb_tasks(items: Sequence[tuple], num_query: int) -> list[Task]:
+    """RegDB: visible (items[:num_query]) and thermal test images of the run's split, in both
+    directions; one trial per run (the split is the trial)."""
+    visible, thermal = np.arange(num_query), np.arange(num_query, len(items))
+    return [Task("visible-thermal", "r2i", regdb_metric, ((visible, thermal),)),
+            Task("thermal-visible", "i2r", regdb_metric, ((thermal, visible),))]
+
+
+def llcm_tasks(items: Sequence[tuple], num_query: int, trials: int = 10, shots: int = 1
+               ) -> list[Task]:
+    """LLCM: visible (items[:num_query]) and infrared test images; in each direction every
+    image of the query modality is a query and the gallery is drawn per trial from the other
+    modality (see `sample_llcm_gallery` for how the reference script labels its directions)."""
+    visible, infrared = np.arange(num_query), np.arange(num_query, len(items))
+
+    def draws(query: np.ndarray, pool: np.ndarray) -> tuple:
+        pool_items = [items[i] for i in pool]
+        return tuple((query, pool[np.asarray(sample_llcm_gallery(pool_items, trial=t,
+                                                                 shots=shots), dtype=int)])
+                     for t in range(trials))
+
+    return [Task("visible-infrared", "r2i", evaluate_llcm, draws(visible, infrared)),
+            Task("infrared-visible", "i2r", evaluate_llcm, draws(infrared, visible))]
+
+
+def build_tasks(cfg, protocol: str, items: Sequence[tuple], num_query: int) -> list[Task]:
+    """The tasks of a data set's protocol ("sysu", "regdb" or "llcm") from the TEST.* keys."""
+    if protocol == "sysu":
+        s = cfg.TEST.SYSU
+        return sysu_tasks(items, num_query, modes=s.MODES, shots=s.SHOTS, trials=s.TRIALS)
+    if protocol == "regdb":
+        return regdb_tasks(items, num_query)
+    if protocol == "llcm":
+        return llcm_tasks(items, num_query, trials=cfg.TEST.LLCM.TRIALS, shots=cfg.TEST.LLCM.SHOTS)
+    raise ValueError(f"unknown evaluation protocol {protocol!r}; known: sysu, regdb, llcm")
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length: (N, d) -> (N, d)."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def cosine_distance(q: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """1 - cos(q_i, g_j): (Q, d), (G, d) -> (Q, G) float32."""
+    return 1.0 - l2_normalise(q).astype(np.float32) @ l2_normalise(g).astype(np.float32).T
+
+
+def metrics_row(cmc: np.ndarray, mAP: float, mINP: float) -> list[float]:
+    """[R1, R5, R10, R20, mAP, mINP] in percent.
+
+    The identity-level CMC stops at the number of gallery identities (every valid query has
+    matched by then), so a rank past its end reads its last value.
+    """
+    cmc_at = [float(cmc[min(r, len(cmc)) - 1]) for r in RANKS]
+    return [100.0 * v for v in cmc_at] + [100.0 * mAP, 100.0 * mINP]
+
+
+def summarise(rows: list[list[float]]) -> OrderedDict[str, float]:
+    """Mean and std over trials of each metric: {"R1": mean, "R1_std": std, ...}."""
+    values = np.asarray(rows)
+    summary: OrderedDict[str, float] = OrderedDict()
+    for j, name in enumerate(METRICS):
+        summary[name] = float(values[:, j].mean())
+        summary[f"{name}_std"] = float(values[:, j].std())
+    return summary
+
+
+def run_tasks(features: Callable[[str], np.ndarray], items: Sequence[tuple], tasks: list[Task],
+              distance: Callable[[str], Distance] = lambda branch: cosine_distance,
+              ) -> OrderedDict[str, OrderedDict[str, float]]:
+    """Score every task over its trials.
+
+    Args:
+        features: branch -> (N, d) features of all test items (the same array for a model
+            without graph branches).
+        items: (img_path, pid, camid, ...) test items, indexed by the tasks.
+        distance: branch -> distance function of that branch (cosine, or a transfer-based one
+            that depends on each trial's gallery).
+    Returns:
+        {task name: {"R1": mean, "R1_std": std, ..., "mINP_std": std}} in percent.
+    """
+    pids = np.asarray([it[1] for it in items])
+    cams = np.asarray([it[2] for it in items])
+    results: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()
+    for task in tasks:
+        x, dist_fn = features(task.branch), distance(task.branch)
+        rows = [metrics_row(*task.metric(dist_fn(x[q], x[g]), pids[q], pids[g], cams[q], cams[g]))
+                for q, g in task.trials]
+        results[task.name] = summarise(rows)
+    return results
+
+
+def run_sysu_protocol(query_feats: np.ndarray, pool_feats: np.ndarray,
+                      query_items: Sequence[tuple], pool_items: Sequence[tuple],
+                      modes: Sequence[str] = ("all", "indoor"), shots: Sequence[int] = (1, 10),
+                      trials: int = 10, distance: Distance = cosine_distance,
+                      ) -> OrderedDict[str, OrderedDict[str, float]]:
+    """The SYSU-MM01 protocol from query (Q, d) and gallery-pool (P, d) features: every
+    (mode, shots) setting over `trials` gallery draws, mean and std of each metric (percent)."""
+    items = list(query_items) + list(pool_items)
+    feats = np.concatenate([query_feats, pool_feats])
+    tasks = sysu_tasks(items, len(query_items), modes=modes, shots=shots, trials=trials)
+    return run_tasks(lambda branch: feats, items, tasks, lambda branch: distance)
