@@ -401,9 +401,12 @@ def test_shims_can_run_again_without_stacking() -> None:
 
 @pytest.mark.parametrize("registry, name, module", [
     (META_ARCH_REGISTRY, "VIBaseline", "cift.modeling"),
+    (META_ARCH_REGISTRY, "CIFT", "cift.modeling"),
     (REID_HEADS_REGISTRY, "BNNeckHead", "cift.modeling"),
     (DATASET_REGISTRY, "SYSUMM01", "cift.data.datasets"),
     (DATASET_REGISTRY, "SyntheticVI", "cift.data.datasets"),
+    (DATASET_REGISTRY, "RegDB", "cift.data.datasets"),
+    (DATASET_REGISTRY, "LLCM", "cift.data.datasets"),
 ])
 def test_import_cift_registers(registry, name: str, module: str) -> None:
     assert registry.get(name).__module__.startswith(module + ".")

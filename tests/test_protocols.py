@@ -105,12 +105,14 @@ def test_cmc_is_cut_to_gallery_size_and_identity_count():
     np.testing.assert_array_equal(cmc[-1], 1.0)
 
 
-def test_unequal_identity_counts_below_max_rank_raise():
+def test_unequal_identity_counts_below_max_rank_run_to_the_longest():
     # Camera-3 queries keep 2 identities, camera-6 queries 3: the reference fails on the
-    # ragged CMC rows; so does this, with a clear message.
+    # ragged CMC rows; here the CMC has 3 ranks. Distances rank id 1 last for both queries:
+    # query 0 (cam 3, ids 1 and 3 kept) matches at identity rank 2, query 1 at rank 3.
     args = _arrays([1, 1], [1, 2, 3], [3, 6], [1, 1, 2])
-    with pytest.raises(ValueError, match="different numbers of gallery identities"):
-        evaluate_sysu(np.zeros((2, 3)), *args, max_rank=20)
+    dist = np.array([[0.9, 0.5, 0.1], [0.9, 0.5, 0.1]])
+    cmc, _, _ = evaluate_sysu(dist, *args, max_rank=20)
+    np.testing.assert_allclose(cmc, [0.0, 0.5, 1.0])
     cmc, _, _ = evaluate_sysu(np.zeros((2, 3)), *args, max_rank=2)
     assert cmc.shape == (2,)
 

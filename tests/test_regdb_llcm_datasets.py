@@ -110,6 +110,7 @@ def test_regdb_blank_lines_are_skipped(regdb_root: Path) -> None:
 
 def test_regdb_is_registered() -> None:
     assert DATASET_REGISTRY.get("RegDB") is RegDB
+    assert RegDB.protocol == "regdb"
 
 
 def test_regdb_missing_root(tmp_path: Path) -> None:
@@ -258,6 +259,7 @@ def test_llcm_query_and_gallery(llcm_root: Path) -> None:
 
 def test_llcm_is_registered() -> None:
     assert DATASET_REGISTRY.get("LLCM") is LLCM
+    assert LLCM.protocol == "llcm"
 
 
 def test_llcm_missing_root(tmp_path: Path) -> None:

@@ -176,12 +176,15 @@ def test_llcm_query_whose_matches_share_its_camera_is_skipped():
         evaluate_llcm(dist[1:], *_arrays([2], [1, 2, 3], [3], [2, 3, 2]))
 
 
-def test_llcm_unequal_identity_counts_below_max_rank_raise():
-    # Query 0 (2, cam 3) loses identity 2 entirely and keeps 2 identities, query 1 keeps 3:
-    # the reference fails on the ragged CMC rows; so does this, with a clear message.
+def test_llcm_unequal_identity_counts_below_max_rank_run_to_the_longest():
+    # Gallery: image 0 (id 1, cam 2), image 1 (id 2, cam 3), image 2 (id 3, cam 2). Query 0
+    # (id 2, cam 3) drops image 1, keeps ids 1 and 3 (2 identities) and has no match: skipped.
+    # Query 1 (id 1, cam 3) keeps all 3 identities. The reference fails on the ragged rows;
+    # here the CMC has 3 ranks. Query 1 ranks images 2 (id 3), 1 (id 2), 0 (id 1): rank 3.
     args = _arrays([2, 1], [1, 2, 3], [3, 3], [2, 3, 2])
-    with pytest.raises(ValueError, match="different numbers of gallery identities"):
-        evaluate_llcm(np.zeros((2, 3)), *args, max_rank=20)
+    dist = np.array([[0.5, 0.9, 0.1], [0.9, 0.5, 0.1]])
+    cmc, _, _ = evaluate_llcm(dist, *args, max_rank=20)
+    np.testing.assert_allclose(cmc, [0.0, 0.0, 1.0])
     cmc, _, _ = evaluate_llcm(np.zeros((2, 3)), *args, max_rank=2)
     assert cmc.shape == (2,)
 

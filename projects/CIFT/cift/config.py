@@ -95,6 +95,10 @@ def add_cift_config(cfg: CN) -> CN:
     _C.TEST.LLCM.TRIALS = 10
     # gallery images per (identity, camera) (the reference draws 1).
     _C.TEST.LLCM.SHOTS = 1
+    # visible->infrared task: "semantic" (visible queries, infrared gallery drawn per trial) or
+    # "reference" (what the public LLCM script reports as "VIS to IR": the drawn infrared images
+    # ranked against every visible image; use it to compare with published numbers).
+    _C.TEST.LLCM.VIS_TO_IR = "semantic"
     # reported as `metric` (fastreid keeps `model_best` by it): "<task>/<metric>", e.g.
     # "all-single/mAP" (SYSU), "visible-thermal/R1" (RegDB); "" = the first task's mAP.
     _C.TEST.MAIN_METRIC = ""

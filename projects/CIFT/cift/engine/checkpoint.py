@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import os
 import tempfile
 from typing import Any
@@ -25,6 +26,11 @@ def atomic_write(path: str, write) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def atomic_write_json(path: str, obj: Any) -> None:
+    """`obj` as indented JSON (UTF-8), written atomically."""
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=1, ensure_ascii=False).encode()))
 
 
 def load_weights_only(path: str) -> dict[str, Any]:

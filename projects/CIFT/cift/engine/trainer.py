@@ -2,7 +2,6 @@
 evaluator, atomic checkpoints and progress printing."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import OrderedDict
@@ -20,7 +19,7 @@ from ..data import build_vi_test_loader, build_vi_train_loader
 from ..evaluation import VIEvaluator, build_tasks, format_protocol_table
 from ..evaluation.report import RESULTS_FILE
 from ..evaluation.vi_evaluator import GraphTransfer
-from .checkpoint import AtomicCheckpointer, atomic_write
+from .checkpoint import AtomicCheckpointer, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -133,5 +132,5 @@ class CIFTTrainer(DefaultTrainer):
                                                          "(mean ± std over trials, %)"))
         if comm.is_main_process() and cfg.OUTPUT_DIR:
             path = os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE)
-            atomic_write(path, lambda f: f.write(json.dumps(results, indent=1).encode()))
+            atomic_write_json(path, results)
         return results[cfg.DATASETS.TESTS[0]] if len(results) == 1 else results

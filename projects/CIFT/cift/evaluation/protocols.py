@@ -73,9 +73,9 @@ def evaluate_sysu(
         mINP: mean INP over valid queries.
 
     Raises:
-        ValueError: on mismatched shapes, when no query has a match, or when the two query groups
-            (camera 3, others) keep different numbers of gallery identities, fewer than
-            ``max_rank`` (the reference code fails there too).
+        ValueError: on mismatched shapes or when no query has a match. Where the two query
+            groups (camera 3, others) keep different numbers of gallery identities, fewer than
+            ``max_rank``, the reference code fails; here the CMC runs to the longer count.
     """
     distmat, q_pids, g_pids = _check_ranking(distmat, q_pids, g_pids, max_rank)
     q_camids, g_camids = _check_cameras(distmat, q_camids, g_camids)
@@ -145,9 +145,13 @@ def evaluate_llcm(
         cmc, mAP, mINP as :func:`evaluate_sysu`.
 
     Raises:
-        ValueError: on mismatched shapes, ``max_rank < 1``, when no query has a match, or when
-            queries keep different numbers of gallery identities, fewer than ``max_rank`` (the
-            reference fails there too).
+        ValueError: on mismatched shapes, ``max_rank < 1`` or when no query has a match. Where
+            queries keep different numbers of gallery identities, fewer than ``max_rank``, the
+            reference fails and the CMC here runs to the largest count. The reference also
+            fails when valid queries keep
+            different numbers of gallery *images*, fewer than ``max_rank`` (only possible with
+            a gallery smaller than ``max_rank``), in an image-level CMC it computes and
+            discards; this returns the result instead.
     """
     distmat, q_pids, g_pids = _check_ranking(distmat, q_pids, g_pids, max_rank)
     q_camids, g_camids = _check_cameras(distmat, q_camids, g_camids)
@@ -244,11 +248,10 @@ def _evaluate(
 
     if not valid.any():
         raise ValueError("no query has a matching identity in the gallery")
-    if len(lengths) > 1:
-        raise ValueError(f"queries keep different numbers of gallery identities {sorted(lengths)}"
-                         f", fewer than max_rank={max_rank}")
+    # Queries that keep different numbers (< max_rank) of gallery identities make the reference
+    # code fail; the CMC then runs to the longest (a query has matched within its own length).
     num_valid = float(valid.sum())
-    hits = valid[:, None] & (rank[:, None] <= np.arange(lengths.pop()))
+    hits = valid[:, None] & (rank[:, None] <= np.arange(max(lengths)))
     cmc = hits.sum(0).astype(np.float32) / num_valid
     return cmc, np.mean(ap[valid]), np.mean(inp[valid])
 

@@ -75,21 +75,38 @@ def regdb_tasks(items: Sequence[tuple], num_query: int) -> list[Task]:
             Task("thermal-visible", "i2r", regdb_metric, ((thermal, visible),))]
 
 
-def llcm_tasks(items: Sequence[tuple], num_query: int, trials: int = 10, shots: int = 1
-               ) -> list[Task]:
-    """LLCM: visible (items[:num_query]) and infrared test images; in each direction every
-    image of the query modality is a query and the gallery is drawn per trial from the other
-    modality (see `sample_llcm_gallery` for how the reference script labels its directions)."""
+def llcm_tasks(items: Sequence[tuple], num_query: int, trials: int = 10, shots: int = 1,
+               vis_to_ir: str = "semantic") -> list[Task]:
+    """LLCM: visible (items[:num_query]) and infrared test images, two directions, per trial a
+    draw of one image per (identity, camera) of one modality (`sample_llcm_gallery`).
+
+    - "infrared-visible" (the reference script's "IR to VIS"): every infrared image is a query,
+      the gallery is the visible draw; branch i2r.
+    - "visible-infrared" with `vis_to_ir="semantic"`: every visible image is a query, the
+      gallery is the infrared draw; branch r2i.
+    - "visible-infrared" with `vis_to_ir="reference"`: what the reference script labels "VIS
+      to IR" and its published numbers measure: the infrared draw are the *queries*, every
+      visible image the gallery; branch i2r (the queries are infrared).
+    """
+    if vis_to_ir not in ("semantic", "reference"):
+        raise ValueError(f"TEST.LLCM.VIS_TO_IR {vis_to_ir!r}: expected 'semantic' or "
+                         "'reference'")
     visible, infrared = np.arange(num_query), np.arange(num_query, len(items))
 
-    def draws(query: np.ndarray, pool: np.ndarray) -> tuple:
+    def draws(pool: np.ndarray) -> list[np.ndarray]:
         pool_items = [items[i] for i in pool]
-        return tuple((query, pool[np.asarray(sample_llcm_gallery(pool_items, trial=t,
-                                                                 shots=shots), dtype=int)])
-                     for t in range(trials))
+        return [pool[np.asarray(sample_llcm_gallery(pool_items, trial=t, shots=shots), dtype=int)]
+                for t in range(trials)]
 
-    return [Task("visible-infrared", "r2i", evaluate_llcm, draws(visible, infrared)),
-            Task("infrared-visible", "i2r", evaluate_llcm, draws(infrared, visible))]
+    ir_to_vis = Task("infrared-visible", "i2r", evaluate_llcm,
+                     tuple((infrared, g) for g in draws(visible)))
+    if vis_to_ir == "semantic":
+        vis = Task("visible-infrared", "r2i", evaluate_llcm,
+                   tuple((visible, g) for g in draws(infrared)))
+    else:
+        vis = Task("visible-infrared", "i2r", evaluate_llcm,
+                   tuple((q, visible) for q in draws(infrared)))
+    return [vis, ir_to_vis]
 
 
 def build_tasks(cfg, protocol: str, items: Sequence[tuple], num_query: int) -> list[Task]:
@@ -100,7 +117,9 @@ def build_tasks(cfg, protocol: str, items: Sequence[tuple], num_query: int) -> l
     if protocol == "regdb":
         return regdb_tasks(items, num_query)
     if protocol == "llcm":
-        return llcm_tasks(items, num_query, trials=cfg.TEST.LLCM.TRIALS, shots=cfg.TEST.LLCM.SHOTS)
+        c = cfg.TEST.LLCM
+        return llcm_tasks(items, num_query, trials=c.TRIALS, shots=c.SHOTS,
+                          vis_to_ir=c.VIS_TO_IR)
     raise ValueError(f"unknown evaluation protocol {protocol!r}; known: sysu, regdb, llcm")
 
 

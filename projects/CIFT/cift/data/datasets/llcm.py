@@ -62,6 +62,7 @@ class LLCM(ImageDataset):
 
     dataset_dir = "LLCM"
     dataset_name = "llcm"
+    protocol = "llcm"  # evaluation tasks: cift.evaluation.tasks.build_tasks
 
     def __init__(self, root: str = "datasets", **kwargs):
         self.root = Path(root)

@@ -20,8 +20,7 @@ def read_index_file(path: Path, data_dir: Path) -> list[tuple[str, int]]:
     """Parse an index file of `relative/path label` lines into (image path, label) pairs.
 
     Paths are relative to `data_dir` (the data set folder), as the reference loaders join them;
-    labels are non-negative integers.
-    Blank lines are skipped; every listed image must exist.
+    labels are non-negative integers. Blank lines are skipped; every listed image must exist.
     """
     if not path.is_file():
         raise CiftInputError(f"{path}: index file not found (expected `relative/path label` "
@@ -78,6 +77,7 @@ class RegDB(ImageDataset):
 
     dataset_dir = "RegDB"
     dataset_name = "regdb"
+    protocol = "regdb"  # evaluation tasks: cift.evaluation.tasks.build_tasks
 
     def __init__(self, root: str = "datasets", trial: int = 1, **kwargs):
         self.trial = check_trial(trial)
