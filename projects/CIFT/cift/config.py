@@ -90,6 +90,17 @@ def add_cift_config(cfg: CN) -> CN:
     _C.TEST.SYSU.MODES = ("all", "indoor")
     # gallery images per (identity, camera): 1 = single-shot, 10 = multi-shot.
     _C.TEST.SYSU.SHOTS = (1, 10)
+    # Test-time transfer (CIFT): "dense" builds the gallery graph densely (the authors' way),
+    # "sparse" works from top-(k+1) neighbour lists (memory linear in Q+G), "auto" = sparse
+    # when queries + gallery exceed SPARSE_ABOVE images.
+    _C.TEST.TRANSFER = CN()
+    _C.TEST.TRANSFER.MODE = "auto"
+    # size (queries + gallery) above which "auto" goes sparse.
+    _C.TEST.TRANSFER.SPARSE_ABOVE = 20000
+    # neighbour search of the sparse path: "torch" (blocked matmul + topk) or "faiss"
+    # (IndexFlatIP, on the GPU when faiss has one).
+    _C.TEST.TRANSFER.BACKEND = "torch"
+
     # LLCM protocol: gallery trials (seeds 0..TRIALS-1) per direction.
     _C.TEST.LLCM = CN()
     _C.TEST.LLCM.TRIALS = 10

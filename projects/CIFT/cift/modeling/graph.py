@@ -326,3 +326,98 @@ def transfer_gallery_queries(
         outs.append(weights[:, :-1] @ gallery + weights[:, -1:] * q)
     query_out = torch.cat(outs) if outs else queries[:0]
     return gallery_out, query_out
+
+
+def nearest_neighbours(queries: torch.Tensor, base: torch.Tensor, n: int, block: int = 4096,
+                       backend: str = "torch") -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``n`` largest cosine similarities of each query row among ``base`` rows.
+
+    Blocked over queries (``block`` rows at a time) with torch matmul + topk, or a faiss
+    ``IndexFlatIP`` (GPU when faiss has one), so no (Q, B) matrix is held beyond one block.
+
+    Args:
+        queries (torch.Tensor): (Q, d) features. base (torch.Tensor): (B, d) features.
+        n (int): neighbours per row (cut to B).
+    Returns:
+        tuple: (Q, n) similarities, descending, and (Q, n) int64 indices into ``base``.
+    """
+    n = min(n, base.shape[0])
+    q_unit = queries / queries.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    b_unit = base / base.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    if backend == "faiss":
+        return _faiss_search(q_unit, b_unit, n)
+    if backend != "torch":
+        raise ValueError(f"unknown search backend {backend!r}; known: torch, faiss")
+    sims, idx = [], []
+    for start in range(0, q_unit.shape[0], block):
+        s, i = (q_unit[start:start + block] @ b_unit.T).topk(n, dim=1)
+        sims.append(s)
+        idx.append(i)
+    if not sims:
+        return q_unit.new_zeros(0, n), torch.zeros(0, n, dtype=torch.long, device=q_unit.device)
+    return torch.cat(sims), torch.cat(idx)
+
+
+def _faiss_search(q_unit: torch.Tensor, b_unit: torch.Tensor, n: int):
+    import faiss
+
+    d = b_unit.shape[1]
+    index = faiss.IndexFlatIP(d)
+    if hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0:
+        index = faiss.index_cpu_to_all_gpus(index)
+    index.add(b_unit.detach().float().cpu().contiguous().numpy())
+    sims, idx = index.search(q_unit.detach().float().cpu().contiguous().numpy(), n)
+    return (torch.from_numpy(sims).to(q_unit.device, q_unit.dtype),
+            torch.from_numpy(idx).to(q_unit.device))
+
+
+def _sparse_rows(sims: torch.Tensor, tau: float, k: int) -> torch.Tensor:
+    """Weights of rows given their candidate similarities (n, m), descending per row, that
+    contain every entry the dense rule could keep: keep the entries strictly greater than the
+    (k+1)-th largest (all of them when m <= k), exp(s / tau), normalised."""
+    logits = sims / float(tau)
+    weights = torch.exp(logits - logits[:, :1])
+    if sims.shape[1] > k:
+        weights = weights.masked_fill(sims <= sims[:, k:k + 1], 0.0)
+    return weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-30)
+
+
+def sparse_transfer_gallery_queries(
+    gallery: torch.Tensor,
+    queries: torch.Tensor,
+    tau_hom: float = DEFAULT_TAU_HOM,
+    tau_het: float = DEFAULT_TAU_HET,
+    k: int = DEFAULT_K,
+    gallery_keys: torch.Tensor | None = None,
+    query_keys: torch.Tensor | None = None,
+    block: int = 4096,
+    backend: str = "torch",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`transfer_gallery_queries` from top-(k+1) neighbour lists: the same result (ties
+    aside) in O((G + Q) * (k + d)) memory plus one (block, G) similarity block, never the
+    (G + Q)^2 or G^2 matrix.
+
+    Gallery rows: the k+1 nearest gallery nodes (self among them) give the homogeneous row.
+    Query rows: the k+1 nearest gallery nodes plus the query itself are the candidates of the
+    heterogeneous row. Arguments as :func:`transfer_gallery_queries`; ``backend`` "torch"
+    (blocked matmul + topk) or "faiss" (IndexFlatIP).
+    """
+    gallery_keys = gallery if gallery_keys is None else gallery_keys
+    query_keys = queries if query_keys is None else query_keys
+    for tensor in (gallery, queries, gallery_keys, query_keys):
+        _check_features(tensor)
+    _check_k(k)
+    _check_tau("tau_hom", tau_hom)
+    _check_tau("tau_het", tau_het)
+    g_sims, g_idx = nearest_neighbours(gallery_keys, gallery_keys, k + 1, block, backend)
+    g_weights = _sparse_rows(g_sims, tau_hom, k)
+    gallery_out = (g_weights[:, :, None] * gallery[g_idx]).sum(dim=1)
+    q_sims, q_idx = nearest_neighbours(query_keys, gallery_keys, k + 1, block, backend)
+    q_norm = query_keys.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    self_sim = (query_keys * query_keys).sum(dim=1, keepdim=True) / q_norm.pow(2)
+    sims = torch.cat([q_sims, self_sim], dim=1)
+    order = sims.argsort(dim=1, descending=True, stable=True)
+    weights = _sparse_rows(sims.gather(1, order), tau_het, k)
+    weights = torch.zeros_like(weights).scatter(1, order, weights)  # back to [gallery..., self]
+    query_out = (weights[:, :-1, None] * gallery[q_idx]).sum(dim=1) + weights[:, -1:] * queries
+    return gallery_out, query_out

@@ -14,7 +14,12 @@ from torch import nn
 
 from ...errors import CiftInputError
 from ..counterfactual import CounterfactualRelation, counterfactual_effect
-from ..graph import affinity, training_query_mask, transfer_gallery_queries
+from ..graph import (
+    affinity,
+    sparse_transfer_gallery_queries,
+    training_query_mask,
+    transfer_gallery_queries,
+)
 from ..losses import hcc_loss
 from .vi_baseline import VIBaseline, log_accuracy, loss_scales_from_config
 
@@ -22,6 +27,8 @@ from .vi_baseline import VIBaseline, log_accuracy, loss_scales_from_config
 BRANCHES = ("r2i", "i2r")
 GRAPHS = ("h2ft", "gft")
 PROJECTIONS = ("identity", "linear")
+TRANSFER_MODES = ("auto", "dense", "sparse")
+SEARCH_BACKENDS = ("torch", "faiss")
 
 
 def graph_settings_from_config(cfg) -> dict[str, Any]:
@@ -32,7 +39,15 @@ def graph_settings_from_config(cfg) -> dict[str, Any]:
     if c.PROJECTION not in PROJECTIONS:
         raise CiftInputError(f"MODEL.CIFT.PROJECTION {c.PROJECTION!r}: expected one of "
                              f"{PROJECTIONS}")
-    return {"graph": c.GRAPH, "tau_hom": c.TAU_HOM, "tau_het": c.TAU_HET, "k": c.TOPK}
+    t = cfg.TEST.TRANSFER
+    if t.MODE not in TRANSFER_MODES:
+        raise CiftInputError(f"TEST.TRANSFER.MODE {t.MODE!r}: expected one of {TRANSFER_MODES}")
+    if t.BACKEND not in SEARCH_BACKENDS:
+        raise CiftInputError(f"TEST.TRANSFER.BACKEND {t.BACKEND!r}: expected one of "
+                             f"{SEARCH_BACKENDS}")
+    return {"graph": c.GRAPH, "tau_hom": c.TAU_HOM, "tau_het": c.TAU_HET, "k": c.TOPK,
+            "test_transfer": {"mode": t.MODE, "sparse_above": t.SPARSE_ABOVE,
+                              "backend": t.BACKEND}}
 
 
 @META_ARCH_REGISTRY.register()
@@ -59,12 +74,15 @@ class CIFT(VIBaseline):
     def __init__(self, *, backbone: nn.Module, heads: nn.ModuleDict, pixel_mean, pixel_std,
                  loss_scales: dict[str, float], graph: str = "h2ft", tau_hom: float = 0.4,
                  tau_het: float = 0.2, k: int = 4, cri: nn.ModuleDict | None = None,
-                 projections: nn.ModuleDict | None = None):
+                 projections: nn.ModuleDict | None = None,
+                 test_transfer: dict[str, Any] | None = None):
         super().__init__(backbone=backbone, heads=heads, pixel_mean=pixel_mean,
                          pixel_std=pixel_std, loss_scales=loss_scales)
         self.graph, self.tau_hom, self.tau_het, self.k = graph, tau_hom, tau_het, k
         self.cri = cri
         self.projections = projections
+        self.test_transfer = {"mode": "auto", "sparse_above": 20000, "backend": "torch",
+                              **(test_transfer or {})}
 
     @classmethod
     def from_config(cls, cfg) -> dict[str, Any]:
@@ -143,14 +161,21 @@ class CIFT(VIBaseline):
     def transfer_test_features(self, gallery: torch.Tensor, queries: torch.Tensor, branch: str
                                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Test-time transfer of `branch` on the [gallery ; queries] graph (DESIGN §3): inputs
-        and outputs L2-normalised. H2FT: each query sees the gallery and itself; GFT: one graph
-        over every node."""
+        and outputs L2-normalised. H2FT: each query sees the gallery and itself, built densely
+        or from neighbour lists (TEST.TRANSFER); GFT: one dense graph over every node."""
         g = F.normalize(gallery.to(self.device), dim=1)
         q = F.normalize(queries.to(self.device), dim=1)
         if self.graph == "h2ft":
-            g_out, q_out = transfer_gallery_queries(
-                g, q, tau_hom=self.tau_hom, tau_het=self.tau_het, k=self.k,
-                gallery_keys=self.keys(g, branch), query_keys=self.keys(q, branch))
+            t = self.test_transfer
+            sparse = t["mode"] == "sparse" or (
+                t["mode"] == "auto" and g.shape[0] + q.shape[0] > t["sparse_above"])
+            kwargs = dict(tau_hom=self.tau_hom, tau_het=self.tau_het, k=self.k,
+                          gallery_keys=self.keys(g, branch), query_keys=self.keys(q, branch))
+            if sparse:
+                g_out, q_out = sparse_transfer_gallery_queries(g, q, backend=t["backend"],
+                                                               **kwargs)
+            else:
+                g_out, q_out = transfer_gallery_queries(g, q, **kwargs)
         else:
             x = torch.cat([g, q])
             everyone = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
