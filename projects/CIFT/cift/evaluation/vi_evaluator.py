@@ -11,6 +11,7 @@ import torch
 from fastreid.evaluation.evaluator import DatasetEvaluator
 from fastreid.utils import comm
 
+from .rerank import k_reciprocal_distance
 from .tasks import Task, cosine_distance, run_tasks
 
 logger = logging.getLogger(__name__)
@@ -24,11 +25,16 @@ TRANSFERRED, BNNECK_ONLY = "CIFT", "CIFT†"
 GraphTransfer = Callable[[np.ndarray, np.ndarray, str], tuple[np.ndarray, np.ndarray]]
 
 
-def transferred_distance(transfer: GraphTransfer, branch: str):
-    """Distance of the test-time transfer: cosine between transferred queries and gallery."""
+def protocol_distance(transfer: GraphTransfer | None = None, branch: str = "",
+                      rerank: dict | None = None):
+    """(queries, gallery) -> distances of one trial: cosine, after the test-time transfer of
+    `branch` when `transfer` is given, then k-reciprocal re-ranking when `rerank` holds its
+    k1, k2 and lambda_value."""
     def distance(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
-        g, q = transfer(gallery, queries, branch)
-        return cosine_distance(q, g)
+        if transfer is not None:
+            gallery, queries = transfer(gallery, queries, branch)
+        dist = cosine_distance(queries, gallery)
+        return dist if rerank is None else k_reciprocal_distance(queries, gallery, dist, **rerank)
     return distance
 
 
@@ -39,7 +45,8 @@ class VIEvaluator(DatasetEvaluator):
     Features (N, d) (VIBaseline) are ranked by cosine distance; the result maps each task name
     to its metrics. Features (N, 2, d) (CIFT: r2i and i2r BNNeck features) are reported twice,
     as "CIFT" (each trial's [gallery ; queries] graph transferred by `transfer` with the branch
-    of the task's query modality) and "CIFT†" (the same branch, no transfer). `metric`
+    of the task's query modality) and "CIFT†" (the same branch, no transfer). With
+    TEST.RERANK.ENABLED, every distance is k-reciprocal re-ranked afterwards. `metric`
     (TEST.MAIN_METRIC, of CIFT for a CIFT model) is what fastreid's checkpointer uses to keep
     `model_best`.
     """
@@ -82,8 +89,14 @@ class VIEvaluator(DatasetEvaluator):
             raise RuntimeError(f"evaluator got no feature for {len(missing)} images, "
                                f"e.g. {missing[0]}")
         feats = feats[[row[it[0]] for it in self.items]]
+        r = self.cfg.TEST.RERANK
+        rerank = dict(k1=r.K1, k2=r.K2, lambda_value=r.LAMBDA) if r.ENABLED else None
+
+        def plain(branch: str):
+            return protocol_distance(rerank=rerank)
+
         if feats.ndim == 2:
-            results = main = run_tasks(lambda branch: feats, self.items, self.tasks)
+            results = main = run_tasks(lambda branch: feats, self.items, self.tasks, plain)
         else:
             if self.transfer is None:
                 raise ValueError("graph-branch features (N, 2, d) need a test-time transfer")
@@ -94,8 +107,8 @@ class VIEvaluator(DatasetEvaluator):
             results = OrderedDict()
             results[TRANSFERRED] = main = run_tasks(
                 branch_feats, self.items, self.tasks,
-                lambda branch: transferred_distance(self.transfer, branch))
-            results[BNNECK_ONLY] = run_tasks(branch_feats, self.items, self.tasks)
+                lambda branch: protocol_distance(self.transfer, branch, rerank))
+            results[BNNECK_ONLY] = run_tasks(branch_feats, self.items, self.tasks, plain)
         results["metric"] = main_metric(main, self.cfg.TEST.MAIN_METRIC)
         return results
 
