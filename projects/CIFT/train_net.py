@@ -5,16 +5,18 @@
     python projects/CIFT/train_net.py --config-file FILE --eval-only MODEL.WEIGHTS model.pth
     python projects/CIFT/train_net.py --config-file FILE --resume
     python projects/CIFT/train_net.py --config-file FILE --num-gpus 4
+    torchrun --nproc-per-node 4 projects/CIFT/train_net.py --config-file FILE
 """
 import sys
 
 import cift  # noqa: F401  first: patches fastreid for torch 2 and registers everything
 
 # isort: split
-from fastreid.engine import default_argument_parser, launch
+from fastreid.engine import default_argument_parser
 
 from cift.engine import CIFTTrainer
 from cift.engine.checkpoint import AtomicCheckpointer, num_classes_in_checkpoint
+from cift.engine.launch import launch
 from cift.engine.setup import setup
 from cift.errors import CiftInputError
 

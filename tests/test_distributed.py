@@ -1,0 +1,64 @@
+"""Two CPU processes (gloo on loopback) train and evaluate CIFT: fastreid-style spawning with
+--num-gpus 2 and torchrun-style environment variables."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cift.data.synthetic import ensure_synthetic_sysu
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.FEAT_DIM", "512",
+        "INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]",
+        "DATASETS.SYNTHETIC.NUM_IDS", "12", "DATASETS.SYNTHETIC.IMAGES_PER_CAMERA", "10",
+        "DATASETS.SYNTHETIC.TEST_IDS", "4", "DATASETS.SYNTHETIC.VAL_IDS", "2",
+        "SOLVER.IMS_PER_BATCH", "32", "SOLVER.ITERS_PER_EPOCH", "2", "SOLVER.MAX_EPOCH", "2",
+        "SOLVER.WARMUP_EPOCHS", "1", "SOLVER.CHECKPOINT_PERIOD", "1", "SOLVER.LOG_PERIOD", "100",
+        "TEST.EVAL_PERIOD", "2", "TEST.SYSU.TRIALS", "2", "TEST.IMS_PER_BATCH", "32",
+        "DATALOADER.NUM_WORKERS", "0", "MODEL.CIFT.CRI.SAMPLES", "2"]
+
+
+@pytest.fixture(scope="module")
+def datasets_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("datasets")
+    ensure_synthetic_sysu(root / "SyntheticVI", num_ids=12, images_per_camera=10, test_ids=4,
+                          val_ids=2, seed=0)
+    return root
+
+
+def run(launcher: list[str], out: Path, datasets_root: Path, *flags: str
+        ) -> subprocess.CompletedProcess:
+    cmd = [*launcher, str(ROOT / "projects/CIFT/train_net.py"), "--config-file",
+           str(ROOT / "configs/Demo/cift_synthetic.yml"), *flags, *TINY, "OUTPUT_DIR", str(out)]
+    env = {**os.environ, "FASTREID_DATASETS": str(datasets_root), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def check_run(result: subprocess.CompletedProcess, out: Path) -> None:
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    log = (out / "log.txt").read_text()
+    assert "World size: 2" in log
+    saved = json.loads((out / "protocol_results.json").read_text())["SyntheticVI"]
+    assert set(saved) == {"CIFT", "CIFT\u2020", "metric"}
+    assert set(saved["CIFT"]) == {"all-single", "all-multi", "indoor-single", "indoor-multi"}
+    assert (out / "model_final.pth").is_file() and (out / "last_checkpoint").is_file()
+    # rank 1 writes no checkpoints of its own: one file per name, all by rank 0
+    assert sorted(p.name for p in out.glob("*.pth")) == [
+        "model_0000.pth", "model_best.pth", "model_final.pth"]
+
+
+def test_two_gloo_processes_spawned_by_num_gpus(datasets_root, tmp_path):
+    out = tmp_path / "spawn"
+    cmd = [sys.executable]
+    result = run(cmd, out, datasets_root, "--num-gpus", "2", "--dist-url", "auto")
+    check_run(result, out)
+
+
+def test_two_processes_started_by_torchrun(datasets_root, tmp_path):
+    out = tmp_path / "torchrun"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc-per-node", "2"]
+    check_run(run(launcher, out, datasets_root), out)
