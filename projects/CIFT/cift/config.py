@@ -96,7 +96,7 @@ def add_cift_config(cfg: CN) -> CN:
     _C.TEST.TRANSFER = CN()
     _C.TEST.TRANSFER.MODE = "auto"
     # size (queries + gallery) above which "auto" goes sparse.
-    _C.TEST.TRANSFER.SPARSE_ABOVE = 20000
+    _C.TEST.TRANSFER.SPARSE_ABOVE = 4096
     # neighbour search of the sparse path: "torch" (blocked matmul + topk) or "faiss"
     # (IndexFlatIP, on the GPU when faiss has one).
     _C.TEST.TRANSFER.BACKEND = "torch"

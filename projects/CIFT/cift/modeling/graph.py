@@ -410,8 +410,7 @@ def sparse_transfer_gallery_queries(
     _check_tau("tau_hom", tau_hom)
     _check_tau("tau_het", tau_het)
     g_sims, g_idx = nearest_neighbours(gallery_keys, gallery_keys, k + 1, block, backend)
-    g_weights = _sparse_rows(g_sims, tau_hom, k)
-    gallery_out = (g_weights[:, :, None] * gallery[g_idx]).sum(dim=1)
+    gallery_out = _weighted_rows(_sparse_rows(g_sims, tau_hom, k), g_idx, gallery)
     q_sims, q_idx = nearest_neighbours(query_keys, gallery_keys, k + 1, block, backend)
     q_norm = query_keys.norm(dim=1, keepdim=True).clamp_min(1e-12)
     self_sim = (query_keys * query_keys).sum(dim=1, keepdim=True) / q_norm.pow(2)
@@ -419,5 +418,15 @@ def sparse_transfer_gallery_queries(
     order = sims.argsort(dim=1, descending=True, stable=True)
     weights = _sparse_rows(sims.gather(1, order), tau_het, k)
     weights = torch.zeros_like(weights).scatter(1, order, weights)  # back to [gallery..., self]
-    query_out = (weights[:, :-1, None] * gallery[q_idx]).sum(dim=1) + weights[:, -1:] * queries
+    query_out = _weighted_rows(weights[:, :-1], q_idx, gallery) + weights[:, -1:] * queries
     return gallery_out, query_out
+
+
+def _weighted_rows(weights: torch.Tensor, idx: torch.Tensor, values: torch.Tensor
+                   ) -> torch.Tensor:
+    """sum_j weights[:, j] * values[idx[:, j]]: (n, m), (n, m), (V, d) -> (n, d), one neighbour
+    column at a time so that no (n, m, d) tensor is formed."""
+    out = values.new_zeros(weights.shape[0], values.shape[1])
+    for j in range(weights.shape[1]):
+        out += weights[:, j:j + 1] * values[idx[:, j]]
+    return out

@@ -81,7 +81,7 @@ class CIFT(VIBaseline):
         self.graph, self.tau_hom, self.tau_het, self.k = graph, tau_hom, tau_het, k
         self.cri = cri
         self.projections = projections
-        self.test_transfer = {"mode": "auto", "sparse_above": 20000, "backend": "torch",
+        self.test_transfer = {"mode": "auto", "sparse_above": 4096, "backend": "torch",
                               **(test_transfer or {})}
 
     @classmethod

@@ -1,0 +1,78 @@
+#!/usr/bin/env python
+"""Time of the full SYSU-MM01 evaluation (4 settings x 10 trials, CIFT and CIFT†) from random
+features at the real sizes: 3,803 infrared queries; galleries of 301 / 3,010 (all-search
+single / multi-shot) and 112 / 1,120 (indoor) images drawn from a 96-identity visible pool.
+
+    .venv/bin/python bench/protocol.py [--dim 2048] [--transfer dense|sparse]
+"""
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "projects" / "CIFT"))
+
+from cift.evaluation.tasks import run_tasks, sysu_tasks  # noqa: E402
+from cift.evaluation.vi_evaluator import protocol_distance  # noqa: E402
+from cift.modeling.graph import (  # noqa: E402
+    sparse_transfer_gallery_queries,
+    transfer_gallery_queries,
+)
+
+
+def sysu_sized_items(rng: np.random.Generator, per_folder: int = 12) -> tuple[list, int]:
+    """Queries and a gallery pool whose (identity, camera) folders give SYSU's gallery sizes:
+    112 indoor folders (cams 1, 2) and 189 outdoor ones (cams 4, 5) over 96 identities."""
+    folders = [(p, c) for p in range(96) for c in (1, 2) if c == 1 or p < 16]  # 112
+    folders += [(p, c) for p in range(96) for c in (4, 5) if c == 4 or p < 93]  # 189
+    pool = [(f"g/cam{c}/{p:04d}/{n:04d}.jpg", p, c, "visible")
+            for p, c in folders for n in range(per_folder)]
+    q_pids = rng.integers(0, 96, 3803)
+    query = [(f"q/{i}.jpg", int(p), int(rng.choice([3, 6])), "infrared")
+             for i, p in enumerate(q_pids)]
+    return query + pool, len(query)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dim", type=int, default=2048)
+    parser.add_argument("--transfer", choices=["dense", "sparse"], default="sparse")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    items, num_query = sysu_sized_items(rng)
+    centres = rng.standard_normal((96, args.dim)).astype(np.float32)
+    feats = centres[[it[1] for it in items]] + 3.0 * rng.standard_normal(
+        (len(items), args.dim)).astype(np.float32)
+    start = time.perf_counter()
+    tasks = sysu_tasks(items, num_query)
+    t_draws = time.perf_counter() - start
+    fn = sparse_transfer_gallery_queries if args.transfer == "sparse" else transfer_gallery_queries
+
+    def transfer(gallery, queries, branch):
+        g, q = fn(torch.from_numpy(gallery), torch.from_numpy(queries))
+        return g.numpy(), q.numpy()
+
+    sizes = {t.name: len(t.trials[0][1]) for t in tasks}
+    start = time.perf_counter()
+    cift = run_tasks(lambda b: feats, items, tasks, lambda b: protocol_distance(transfer, b))
+    t_cift = time.perf_counter() - start
+    start = time.perf_counter()
+    plain = run_tasks(lambda b: feats, items, tasks, lambda b: protocol_distance())
+    t_plain = time.perf_counter() - start
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"queries={num_query} gallery sizes={sizes} dim={args.dim} transfer={args.transfer} "
+          f"threads={torch.get_num_threads()}")
+    print(f"gallery draws {t_draws:.1f} s | CIFT (transfer + protocol) {t_cift:.1f} s | "
+          f"CIFT† (protocol) {t_plain:.1f} s | total {t_draws + t_cift + t_plain:.1f} s | "
+          f"peak RSS {rss:.0f} MiB")
+    r1 = (cift["all-single"]["R1"], plain["all-single"]["R1"])
+    print(f"all-single R1: CIFT {r1[0]:.1f}, CIFT† {r1[1]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

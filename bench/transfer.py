@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""Time and peak memory of the test-time transfer: the authors' dense (Q+G)x(Q+G) graph vs the
+neighbour-list (sparse) one, at Q+G = 7k, 20k and 100k nodes (half queries, half gallery).
+
+    .venv/bin/python bench/transfer.py [--sizes 7000 20000 100000] [--dim 2048]
+
+Each measurement runs in its own process so that its peak RSS is its own; the dense graph is
+skipped where its (Q+G)^2 float32 matrices cannot fit in this machine's memory.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "projects" / "CIFT"))
+
+# The dense path holds a few (Q+G)^2 float32 matrices at once (similarities, weights, A).
+DENSE_MATRICES = 4
+
+
+def measure(n: int, dim: int, method: str, backend: str) -> dict:
+    from cift.modeling.graph import sparse_transfer_gallery_queries, transfer
+
+    torch.manual_seed(0)
+    g, q = torch.randn(n // 2, dim), torch.randn(n - n // 2, dim)
+    if torch.cuda.is_available():
+        g, q = g.cuda(), q.cuda()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    if method == "dense":
+        is_query = torch.arange(n, device=g.device) >= g.shape[0]
+        transfer(torch.cat([g, q]), is_query)
+    else:
+        sparse_transfer_gallery_queries(g, q, backend=backend)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    out = {"seconds": time.perf_counter() - start,
+           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if torch.cuda.is_available():
+        out["cuda_max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[7000, 20000, 100000])
+    parser.add_argument("--dim", type=int, default=2048)
+    parser.add_argument("--backend", default="torch", choices=["torch", "faiss"])
+    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # child: N METHOD
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(int(args.one[0]), args.dim, args.one[1], args.backend)))
+        return
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    print(f"dim={args.dim} backend={args.backend} threads={torch.get_num_threads()} "
+          f"device={'cuda' if torch.cuda.is_available() else 'cpu'} "
+          f"memory={memory / 2**30:.0f} GiB")
+    for n in args.sizes:
+        row = {}
+        for method in ("dense", "sparse"):
+            if method == "dense" and DENSE_MATRICES * 4 * n * n > 0.8 * memory:
+                row[method] = "skipped: (Q+G)^2 matrices do not fit"
+                continue
+            cmd = [sys.executable, __file__, "--one", str(n), method, "--dim", str(args.dim),
+                   "--backend", args.backend]
+            row[method] = json.loads(subprocess.run(cmd, capture_output=True, text=True,
+                                                    check=True).stdout)
+        speedup = ""
+        if all(isinstance(v, dict) for v in row.values()):
+            speedup = f"  speed-up {row['dense']['seconds'] / row['sparse']['seconds']:.1f}x"
+        print(f"Q+G={n}: {json.dumps(row)}{speedup}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
