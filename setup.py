@@ -18,6 +18,10 @@ REQUIRES = [
     "termcolor>=2.2,<3",
     "tensorboard>=2.12,<3",
     "matplotlib",
+    # model-zoo weights (tensors only, nothing unpickled) and the ONNX export with its check
+    "safetensors>=0.4,<1",
+    "onnx>=1.14,<2",
+    "onnxruntime>=1.16,<2",
 ]
 
 setup(

@@ -3,6 +3,7 @@
 
     python projects/CIFT/train_net.py --config-file configs/Demo/baseline_synthetic.yml
     python projects/CIFT/train_net.py --config-file FILE --eval-only MODEL.WEIGHTS model.pth
+    python projects/CIFT/train_net.py --config-file FILE --eval-only MODEL.WEIGHTS m.safetensors
     python projects/CIFT/train_net.py --config-file FILE --resume
     python projects/CIFT/train_net.py --config-file FILE --num-gpus 4
     torchrun --nproc-per-node 4 projects/CIFT/train_net.py --config-file FILE
@@ -21,24 +22,36 @@ from cift.engine.setup import setup
 from cift.errors import CiftInputError
 
 
+def argument_parser():
+    """fastreid's arguments plus --trust-checkpoint."""
+    parser = default_argument_parser()
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="allow a MODEL.WEIGHTS .pth that needs arbitrary unpickling (it can "
+                             "run code from the file: only for files from a trusted source)")
+    return parser
+
+
 def main(args):
     cfg = setup(args)
+    trust = getattr(args, "trust_checkpoint", False)
     if args.eval_only:
         cfg.defrost()
         cfg.MODEL.BACKBONE.PRETRAIN = False
         if cfg.MODEL.HEADS.NUM_CLASSES == 0:
-            cfg.MODEL.HEADS.NUM_CLASSES = num_classes_in_checkpoint(cfg.MODEL.WEIGHTS)
+            cfg.MODEL.HEADS.NUM_CLASSES = num_classes_in_checkpoint(cfg.MODEL.WEIGHTS, trust)
         cfg.freeze()
         model = CIFTTrainer.build_model(cfg)
-        AtomicCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        # strict: evaluating a model whose weights do not all fit would score random layers
+        AtomicCheckpointer(model, strict=True, trust=trust).load(cfg.MODEL.WEIGHTS)
         return CIFTTrainer.test(cfg, model)
     trainer = CIFTTrainer(cfg)
+    trainer.checkpointer.trust = trust
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()
 
 
 def run(argv=None) -> int:
-    args = default_argument_parser().parse_args(argv)
+    args = argument_parser().parse_args(argv)
     try:
         launch(main, args.num_gpus, num_machines=args.num_machines,
                machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,))

@@ -1,0 +1,118 @@
+"""Model-zoo entries: weights only (safetensors), the resolved config, the run's metrics.
+
+An entry is a folder:
+
+    model_final_<sha256[:8]>.safetensors   every parameter and buffer of the model, nothing else
+    config.yaml                            the config that rebuilds it (NUM_CLASSES filled in)
+    metrics.json                           the run's evaluation, when it belongs to these weights
+    model_final_<sha256[:8]>.onnx          optional: the feature extractor (onnx_export.py)
+
+Each hashed name carries the first 8 hex digits of the SHA-256 of that file's own bytes.
+Every file is written atomically (temporary file, then rename).
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import torch
+
+from ..engine.checkpoint import atomic_write, atomic_write_json
+from ..errors import CiftInputError
+from ..evaluation.report import RESULTS_FILE
+from .safetensors_io import hashed_name, sha256_hex, state_dict_to_safetensors
+
+WEIGHTS_STEM = "model_final"
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"
+ENTRY_PATTERNS = (f"{WEIGHTS_STEM}_*.safetensors", f"{WEIGHTS_STEM}_*.onnx", CONFIG_FILE,
+                  METRICS_FILE)
+
+
+def entry_files(directory: str) -> list[str]:
+    """Files of a model-zoo entry already in `directory` (sorted names)."""
+    found = set()
+    for pattern in ENTRY_PATTERNS:
+        found.update(os.path.basename(p) for p in glob.glob(os.path.join(directory, pattern)))
+    return sorted(found)
+
+
+def run_metrics(weights: str) -> tuple[dict, str] | None:
+    """(results, path) of the evaluation the checkpoint's run left beside it, or None.
+
+    A training run writes `protocol_results.json` at each evaluation (always after its last
+    iteration), so it belongs to the checkpoint that `last_checkpoint` names; for any other
+    checkpoint of the run (model_0004.pth, model_best.pth) nothing is taken.
+    """
+    run_dir = os.path.dirname(os.path.abspath(weights))
+    results = os.path.join(run_dir, RESULTS_FILE)
+    last = os.path.join(run_dir, "last_checkpoint")
+    if not (os.path.isfile(results) and os.path.isfile(last)):
+        return None
+    with open(last) as f:
+        if f.read().strip() != os.path.basename(weights):
+            return None
+    with open(results) as f:
+        return json.load(f), results
+
+
+def resolved_config_yaml(cfg) -> str:
+    """The config of an entry: as trained, MODEL.WEIGHTS cleared (the weights file sits beside
+    it; pass it as MODEL.WEIGHTS) and no ImageNet initialisation to fetch."""
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.MODEL.WEIGHTS = ""
+    cfg.MODEL.BACKBONE.PRETRAIN = False
+    cfg.MODEL.BACKBONE.PRETRAIN_PATH = ""
+    cfg.freeze()
+    return cfg.dump()
+
+
+def write_entry(cfg, state: dict, output: str, force: bool = False,
+                metrics: tuple | None = None, onnx_bytes: bytes | None = None) -> dict[str, str]:
+    """Write a model-zoo entry to `output`.
+
+    Args:
+        cfg: the resolved config (MODEL.HEADS.NUM_CLASSES filled in).
+        state: the model's tensors (a checkpoint's "model" entry, checked against the model
+            that `cfg` builds); only they are written, no optimizer, scheduler or counters.
+        metrics: (results dict, source path) for metrics.json, or None for no metrics.json.
+        onnx_bytes: the exported feature extractor, or None.
+        force: replace an entry already in `output` (its files that the new entry does not
+            rewrite are removed once the new files are in place).
+    Returns:
+        {"weights": path, "config": path, ["metrics": path], ["onnx": path], "sha256": hex}.
+    Raises:
+        CiftInputError: `output` already holds an entry and `force` is False.
+    """
+    os.makedirs(output, exist_ok=True)
+    existing = entry_files(output)
+    if existing and not force:
+        raise CiftInputError(f"{output}: already holds a model-zoo entry "
+                             f"({', '.join(existing)}); pass --force to replace it")
+    tensors = {k: torch.as_tensor(v) for k, v in state.items()}
+    weights = state_dict_to_safetensors(tensors)
+    written = {"weights": os.path.join(output, hashed_name(weights, WEIGHTS_STEM,
+                                                           ".safetensors"))}
+    atomic_write(written["weights"], lambda f: f.write(weights))
+    if onnx_bytes is not None:
+        written["onnx"] = os.path.join(output, hashed_name(onnx_bytes, WEIGHTS_STEM, ".onnx"))
+        atomic_write(written["onnx"], lambda f: f.write(onnx_bytes))
+    if metrics is not None:
+        results, source = metrics
+        written["metrics"] = os.path.join(output, METRICS_FILE)
+        # file names only: an entry is shared, the training machine's paths mean nothing there
+        atomic_write_json(written["metrics"], {
+            "weights": os.path.basename(written["weights"]), "sha256": sha256_hex(weights),
+            "checkpoint": os.path.basename(cfg.MODEL.WEIGHTS),
+            "source": os.path.basename(source), "results": results})
+    written["config"] = os.path.join(output, CONFIG_FILE)
+    config_text = resolved_config_yaml(cfg)
+    atomic_write(written["config"], lambda f: f.write(config_text.encode()))
+    kept = {os.path.basename(p) for p in written.values()}
+    for name in existing:
+        if name not in kept:
+            os.remove(os.path.join(output, name))
+    written["sha256"] = sha256_hex(weights)
+    return written

@@ -1,0 +1,103 @@
+#!/usr/bin/env python
+"""Export a trained checkpoint as a model-zoo entry (docs/model_zoo.md).
+
+    python projects/CIFT/tools/export_model.py --config-file CFG MODEL.WEIGHTS ckpt.pth \\
+        --output DIR [--onnx] [--force] [--metrics FILE] [--trust-checkpoint]
+
+Writes DIR/model_final_<sha256[:8]>.safetensors (weights only), DIR/config.yaml (the resolved
+config, MODEL.HEADS.NUM_CLASSES filled in) and DIR/metrics.json (the run's evaluation, when the
+checkpoint is its last one, or --metrics FILE); with --onnx also
+DIR/model_final_<sha256[:8]>.onnx, checked against PyTorch with onnxruntime. KEY VALUE config
+options may come anywhere (after `--` if a value starts with '-').
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+import cift  # noqa: E402, F401  first: patches fastreid and registers everything
+
+# isort: split
+from cift.config import load_config  # noqa: E402
+from cift.errors import CiftInputError  # noqa: E402
+from cift.export.inference import load_inference_model  # noqa: E402
+from cift.export.model_zoo import run_metrics, write_entry  # noqa: E402
+
+logger = logging.getLogger("cift.export")
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config-file", required=True, metavar="FILE",
+                        help="the config the checkpoint was trained with")
+    parser.add_argument("--output", required=True, metavar="DIR", help="entry folder")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an entry already in --output")
+    parser.add_argument("--onnx", action="store_true",
+                        help="also export the feature extractor to ONNX")
+    parser.add_argument("--metrics", metavar="FILE",
+                        help="evaluation results (JSON) for metrics.json; default: the run's "
+                             "protocol_results.json when the checkpoint is its last one")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="allow a .pth that needs arbitrary unpickling (can run code "
+                             "from the file: only for files from a trusted source)")
+    parser.add_argument("opts", nargs="*", metavar="KEY VALUE",
+                        help="config overrides, MODEL.WEIGHTS among them")
+    return parser
+
+
+def export(args: argparse.Namespace) -> dict[str, str]:
+    trained = load_config(args.config_file, args.opts)
+    cfg, model, state = load_inference_model(trained, trust=args.trust_checkpoint, device="cpu")
+    entry_cfg = trained.clone()  # the training device, not the CPU the export runs on
+    entry_cfg.defrost()
+    entry_cfg.MODEL.HEADS.NUM_CLASSES = cfg.MODEL.HEADS.NUM_CLASSES
+    entry_cfg.freeze()
+    metrics = None
+    if args.metrics:
+        try:
+            with open(args.metrics) as f:
+                metrics = (json.load(f), args.metrics)
+        except (OSError, ValueError) as err:
+            raise CiftInputError(f"--metrics {args.metrics}: cannot read JSON ({err})") from None
+    else:
+        metrics = run_metrics(cfg.MODEL.WEIGHTS)
+        if metrics is None:
+            logger.warning(f"no metrics.json: {cfg.MODEL.WEIGHTS} is not the last checkpoint "
+                           "of a run with protocol_results.json (give --metrics FILE)")
+    onnx_bytes = None
+    if args.onnx:
+        from cift.export.onnx_export import check_parity, export_onnx
+
+        size = tuple(cfg.INPUT.SIZE_TEST)
+        onnx_bytes = export_onnx(model, size, metadata={
+            "cift.meta_architecture": cfg.MODEL.META_ARCHITECTURE})
+        diff = check_parity(model, onnx_bytes, size)
+        logger.info(f"ONNX: onnx.checker passed; max |onnxruntime - torch| = {diff:.2e}")
+    return write_entry(entry_cfg, state, args.output, force=args.force, metrics=metrics,
+                       onnx_bytes=onnx_bytes)
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = argument_parser().parse_intermixed_args(argv)
+    try:
+        written = export(args)
+    except CiftInputError as err:
+        print(f"error: {str(err).strip().splitlines()[-1]}", file=sys.stderr)
+        return 2
+    for key in ("weights", "onnx", "config", "metrics"):
+        if key in written:
+            print(f"{key:8s} {written[key]}")
+    print(f"sha256   {written['sha256']}")
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    sys.exit(run())
