@@ -84,7 +84,8 @@ def test_training_writes_checkpoints_and_reports_protocol(trained):
     out, results = trained
     check_protocol_results(results)
     assert (out / "last_checkpoint").read_text() == "model_final.pth"
-    for name in ("model_0000.pth", "model_final.pth", "model_best.pth", "config.yaml"):
+    for name in ("model_0000.pth", "model_final.pth", "model_best.pth", "config.yaml",
+                 "protocol_results.json", "cmc_SyntheticVI.png"):
         assert (out / name).is_file(), name
     assert not list(out.glob(".tmp-*"))
     iterations = [json.loads(line)["iteration"] for line in open(out / "metrics.json")]

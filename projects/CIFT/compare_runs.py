@@ -12,6 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without install
 
+from cift.errors import print_input_error  # noqa: E402
 from cift.evaluation.report import compare_table, load_run_results  # noqa: E402
 
 
@@ -25,8 +26,7 @@ def main(argv=None) -> int:
         try:
             runs[label or Path(path).name] = load_run_results(path)
         except FileNotFoundError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+            return print_input_error(err)
     datasets = list(dict.fromkeys(d for results in runs.values() for d in results))
     for dataset in datasets:
         present = {name: r for name, r in runs.items() if dataset in r}

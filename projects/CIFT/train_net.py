@@ -19,7 +19,7 @@ from cift.engine import CIFTTrainer
 from cift.engine.checkpoint import AtomicCheckpointer, num_classes_in_checkpoint
 from cift.engine.launch import launch
 from cift.engine.setup import setup
-from cift.errors import CiftInputError
+from cift.errors import CiftInputError, print_input_error
 
 
 def argument_parser():
@@ -56,9 +56,7 @@ def run(argv=None) -> int:
         launch(main, args.num_gpus, num_machines=args.num_machines,
                machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,))
     except CiftInputError as err:
-        # DataLoader workers re-raise with the worker traceback in the message: keep the cause.
-        print(f"error: {str(err).strip().splitlines()[-1]}", file=sys.stderr)
-        return 2
+        return print_input_error(err)
     return 0
 
 

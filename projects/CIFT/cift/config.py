@@ -113,6 +113,18 @@ def add_cift_config(cfg: CN) -> CN:
     # reported as `metric` (fastreid keeps `model_best` by it): "<task>/<metric>", e.g.
     # "all-single/mAP" (SYSU), "visible-thermal/R1" (RegDB); "" = the first task's mAP.
     _C.TEST.MAIN_METRIC = ""
+    # CMC curve (rank 1..20) of every reported setting as <OUTPUT_DIR>/cmc_<test set>.png after
+    # each evaluation: True / False.
+    _C.TEST.CMC_PLOT = True
+    # Topology diagnostics (supplementary §1, docs/topology.md): after each evaluation, Q_X,
+    # Q_Y, Q_A and the affinity error rate of every task's test graph, logged as
+    # topology/<test set>/<task>/<measure> scalars. ENABLED: on / off.
+    _C.TEST.TOPOLOGY = CN()
+    _C.TEST.TOPOLOGY.ENABLED = False
+    # queries per task the measures use (evenly spread; the first trial's gallery); 0 = all.
+    _C.TEST.TOPOLOGY.MAX_QUERIES = 500
+    # tasks measured, e.g. ("all-single",); empty = every task of each test set.
+    _C.TEST.TOPOLOGY.TASKS = ()
 
     # RegDB: which of the 10 published train/test splits (idx/*_{trial}.txt) a run uses.
     _C.DATASETS.REGDB = CN()

@@ -24,7 +24,7 @@ import cift  # noqa: E402, F401  first: patches fastreid and registers everythin
 
 # isort: split
 from cift.config import load_config  # noqa: E402
-from cift.errors import CiftInputError  # noqa: E402
+from cift.errors import CiftInputError, print_input_error  # noqa: E402
 from cift.export.inference import load_inference_model  # noqa: E402
 from cift.export.model_zoo import run_metrics, write_entry  # noqa: E402
 
@@ -89,8 +89,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         written = export(args)
     except CiftInputError as err:
-        print(f"error: {str(err).strip().splitlines()[-1]}", file=sys.stderr)
-        return 2
+        return print_input_error(err)
     for key in ("weights", "onnx", "config", "metrics"):
         if key in written:
             print(f"{key:8s} {written[key]}")

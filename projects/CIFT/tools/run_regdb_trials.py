@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE.parent))  # run from a checkout without install
 
 from cift.config import load_config  # noqa: E402
 from cift.engine.checkpoint import atomic_write_json  # noqa: E402
-from cift.errors import CiftInputError  # noqa: E402
+from cift.errors import CiftInputError, print_input_error  # noqa: E402
 from cift.evaluation.report import RESULTS_FILE, format_protocol_table  # noqa: E402
 from cift.evaluation.tasks import METRICS  # noqa: E402
 
@@ -85,8 +85,7 @@ def main(argv=None) -> int:
         if tuple(cfg.DATASETS.TESTS) != ("RegDB",):
             raise CiftInputError(f"{args.config_file}: DATASETS.TESTS must be ('RegDB',)")
     except CiftInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return print_input_error(err)
     base = Path(cfg.OUTPUT_DIR)
     per_trial = {}
     for trial in trials:

@@ -25,7 +25,7 @@ import cift  # noqa: E402, F401  first: patches fastreid and registers everythin
 
 # isort: split
 from cift.config import load_config  # noqa: E402
-from cift.errors import CiftInputError  # noqa: E402
+from cift.errors import CiftInputError, print_input_error  # noqa: E402
 from cift.evaluation.tasks import BRANCH_OF_QUERY_MODALITY  # noqa: E402
 from cift.export.inference import load_inference_model  # noqa: E402
 from cift.export.search import RESULTS_FILE, run_search  # noqa: E402
@@ -72,8 +72,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         results = search(args)
     except CiftInputError as err:
-        print(f"error: {str(err).strip().splitlines()[-1]}", file=sys.stderr)
-        return 2
+        return print_input_error(err)
     how = (f"branch {results['branch']}, " if results["branch"] else "") + (
         "graph transfer" if results["transfer"] else "no transfer")
     print(f"{results['num_queries']} queries against {results['gallery_size']} gallery images "

@@ -15,6 +15,8 @@ from fastreid.utils import comm
 from fastreid.utils.logger import setup_logger
 from torch.nn.parallel import DistributedDataParallel
 
+from ..analysis.hooks import build_topology_hook
+from ..analysis.plots import save_cmc_curves
 from ..data import build_vi_test_loader, build_vi_train_loader
 from ..evaluation import VIEvaluator, build_tasks, format_protocol_table
 from ..evaluation.report import RESULTS_FILE
@@ -100,6 +102,11 @@ class CIFTTrainer(DefaultTrainer):
         for hook in ret:
             if isinstance(hook, hooks.PeriodicWriter):
                 hook._period = self.cfg.SOLVER.LOG_PERIOD
+        topology = build_topology_hook(self.cfg, self.model)
+        if topology is not None:
+            # right after the evaluation (same period), before the checkpointer and writers
+            at = next(i for i, h in enumerate(ret) if isinstance(h, hooks.EvalHook)) + 1
+            ret.insert(at, topology)
         return ret
 
     @classmethod
@@ -122,15 +129,18 @@ class CIFTTrainer(DefaultTrainer):
         Results are keyed by data set name, or are that data set's metrics when there is only
         one: the `metric` / `<first test set>/metric` key fastreid's checkpointer looks for.
         """
-        results = OrderedDict()
+        results, curves = OrderedDict(), OrderedDict()
         for name in cfg.DATASETS.TESTS:
             loader, evaluator = cls.build_evaluator(cfg, name, model=model)
             results[name] = inference_on_dataset(model, loader, evaluator,
                                                  flip_test=cfg.TEST.FLIP.ENABLED)
+            curves[name] = evaluator.cmc_curves
             if comm.is_main_process():
                 logger.info("\n" + format_protocol_table(results[name], title=f"{name} protocol "
                                                          "(mean ± std over trials, %)"))
         if comm.is_main_process() and cfg.OUTPUT_DIR:
             path = os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE)
             atomic_write_json(path, results)
+            if cfg.TEST.CMC_PLOT:
+                save_cmc_curves(curves, cfg.OUTPUT_DIR)  # cmc_<test set>.png
         return results[cfg.DATASETS.TESTS[0]] if len(results) == 1 else results

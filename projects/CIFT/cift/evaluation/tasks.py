@@ -134,13 +134,16 @@ def cosine_distance(q: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 def metrics_row(cmc: np.ndarray, mAP: float, mINP: float) -> list[float]:
-    """[R1, R5, R10, R20, mAP, mINP] in percent.
+    """[R1, R5, R10, R20, mAP, mINP] in percent (CMC read as :func:`cmc_curve` reads it)."""
+    curve = cmc_curve(cmc, max(RANKS))
+    return [float(curve[r - 1]) for r in RANKS] + [100.0 * mAP, 100.0 * mINP]
 
-    The identity-level CMC stops at the number of gallery identities (every valid query has
-    matched by then), so a rank past its end reads its last value.
-    """
-    cmc_at = [float(cmc[min(r, len(cmc)) - 1]) for r in RANKS]
-    return [100.0 * v for v in cmc_at] + [100.0 * mAP, 100.0 * mINP]
+
+def cmc_curve(cmc: np.ndarray, ranks: int = 20) -> np.ndarray:
+    """The first `ranks` CMC values in percent; past the curve's end (an identity-level CMC
+    stops at the number of gallery identities) it reads its last value."""
+    cmc = np.asarray(cmc, dtype=float)
+    return 100.0 * cmc[np.minimum(np.arange(ranks), len(cmc) - 1)]
 
 
 def summarise(rows: list[list[float]]) -> OrderedDict[str, float]:
@@ -155,6 +158,7 @@ def summarise(rows: list[list[float]]) -> OrderedDict[str, float]:
 
 def run_tasks(features: Callable[[str], np.ndarray], items: Sequence[tuple], tasks: list[Task],
               distance: Callable[[str], Distance] = lambda branch: cosine_distance,
+              curves: dict[str, np.ndarray] | None = None,
               ) -> OrderedDict[str, OrderedDict[str, float]]:
     """Score every task over its trials.
 
@@ -172,9 +176,14 @@ def run_tasks(features: Callable[[str], np.ndarray], items: Sequence[tuple], tas
     results: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()
     for task in tasks:
         x, dist_fn = features(task.branch), distance(task.branch)
-        rows = [metrics_row(*task.metric(dist_fn(x[q], x[g]), pids[q], pids[g], cams[q], cams[g]))
-                for q, g in task.trials]
+        rows, task_curves = [], []
+        for q, g in task.trials:
+            cmc, mAP, mINP = task.metric(dist_fn(x[q], x[g]), pids[q], pids[g], cams[q], cams[g])
+            rows.append(metrics_row(cmc, mAP, mINP))
+            task_curves.append(cmc_curve(cmc))
         results[task.name] = summarise(rows)
+        if curves is not None:
+            curves[task.name] = np.mean(task_curves, axis=0)
     return results
 
 

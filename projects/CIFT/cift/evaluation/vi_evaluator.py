@@ -62,6 +62,8 @@ class VIEvaluator(DatasetEvaluator):
     def reset(self) -> None:
         self._features: list[torch.Tensor] = []
         self._paths: list[str] = []
+        # {setting label: (20,) CMC in percent} of the last evaluate(), for the CMC plot
+        self.cmc_curves: dict[str, np.ndarray] = {}
 
     def process(self, inputs: dict, outputs: torch.Tensor) -> None:
         self._features.append(outputs.detach().float().cpu())
@@ -95,8 +97,10 @@ class VIEvaluator(DatasetEvaluator):
         def plain(branch: str):
             return protocol_distance(rerank=rerank)
 
+        self.cmc_curves = {}
         if feats.ndim == 2:
-            results = main = run_tasks(lambda branch: feats, self.items, self.tasks, plain)
+            results = main = run_tasks(lambda branch: feats, self.items, self.tasks, plain,
+                                       curves=self.cmc_curves)
         else:
             if self.transfer is None:
                 raise ValueError("graph-branch features (N, 2, d) need a test-time transfer")
@@ -105,10 +109,15 @@ class VIEvaluator(DatasetEvaluator):
                 return feats[:, GRAPH_BRANCHES.index(branch)]
 
             results = OrderedDict()
+            transferred, bnneck = {}, {}
             results[TRANSFERRED] = main = run_tasks(
                 branch_feats, self.items, self.tasks,
-                lambda branch: protocol_distance(self.transfer, branch, rerank))
-            results[BNNECK_ONLY] = run_tasks(branch_feats, self.items, self.tasks, plain)
+                lambda branch: protocol_distance(self.transfer, branch, rerank),
+                curves=transferred)
+            results[BNNECK_ONLY] = run_tasks(branch_feats, self.items, self.tasks, plain,
+                                             curves=bnneck)
+            for method, curves in ((TRANSFERRED, transferred), (BNNECK_ONLY, bnneck)):
+                self.cmc_curves.update({f"{method} {k}": v for k, v in curves.items()})
         results["metric"] = main_metric(main, self.cfg.TEST.MAIN_METRIC)
         return results
 

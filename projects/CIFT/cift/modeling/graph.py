@@ -305,22 +305,16 @@ def transfer_gallery_queries(
     Returns:
         tuple: (G, d) transferred gallery and (Q, d) transferred queries.
     """
-    gallery_keys = gallery if gallery_keys is None else gallery_keys
-    query_keys = queries if query_keys is None else query_keys
-    _check_features(gallery)
-    _check_features(queries)
-    _check_k(k)
-    _check_tau("tau_hom", tau_hom)
-    _check_tau("tau_het", tau_het)
+    gallery_keys, query_keys = _test_time_keys(gallery, queries, gallery_keys, query_keys, k,
+                                               tau_hom, tau_het)
     no_query = torch.zeros(gallery.shape[0], dtype=torch.bool, device=gallery.device)
     gallery_out = affinity(gallery_keys, no_query, tau_hom=tau_hom, k=k) @ gallery
     g_unit = gallery_keys / gallery_keys.norm(dim=1, keepdim=True).clamp_min(1e-12)
     outs = []
     for start in range(0, queries.shape[0], chunk_size):
         q, q_keys = queries[start:start + chunk_size], query_keys[start:start + chunk_size]
-        q_norm = q_keys.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        self_sim = (q_keys * q_keys).sum(dim=1, keepdim=True) / q_norm.pow(2)
-        logits = torch.cat([(q_keys / q_norm) @ g_unit.T, self_sim], dim=1) / float(tau_het)
+        q_unit = q_keys / q_keys.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        logits = torch.cat([q_unit @ g_unit.T, _self_similarity(q_keys)], dim=1) / float(tau_het)
         allowed = torch.ones_like(logits, dtype=torch.bool)
         weights = _masked_topk_row_normalise(logits, allowed, k)  # (c, G + 1)
         outs.append(weights[:, :-1] @ gallery + weights[:, -1:] * q)
@@ -402,6 +396,21 @@ def sparse_transfer_gallery_queries(
     heterogeneous row. Arguments as :func:`transfer_gallery_queries`; ``backend`` "torch"
     (blocked matmul + topk) or "faiss" (IndexFlatIP).
     """
+    gallery_keys, query_keys = _test_time_keys(gallery, queries, gallery_keys, query_keys, k,
+                                               tau_hom, tau_het)
+    g_sims, g_idx = nearest_neighbours(gallery_keys, gallery_keys, k + 1, block, backend)
+    gallery_out = _weighted_rows(_sparse_rows(g_sims, tau_hom, k), g_idx, gallery)
+    q_sims, q_idx = nearest_neighbours(query_keys, gallery_keys, k + 1, block, backend)
+    sims = torch.cat([q_sims, _self_similarity(query_keys)], dim=1)
+    order = sims.argsort(dim=1, descending=True, stable=True)
+    weights = _sparse_rows(sims.gather(1, order), tau_het, k)
+    weights = torch.zeros_like(weights).scatter(1, order, weights)  # back to [gallery..., self]
+    query_out = _weighted_rows(weights[:, :-1], q_idx, gallery) + weights[:, -1:] * queries
+    return gallery_out, query_out
+
+
+def _test_time_keys(gallery, queries, gallery_keys, query_keys, k, tau_hom, tau_het):
+    """Checked test-time inputs; the similarity keys default to the features themselves."""
     gallery_keys = gallery if gallery_keys is None else gallery_keys
     query_keys = queries if query_keys is None else query_keys
     for tensor in (gallery, queries, gallery_keys, query_keys):
@@ -409,17 +418,13 @@ def sparse_transfer_gallery_queries(
     _check_k(k)
     _check_tau("tau_hom", tau_hom)
     _check_tau("tau_het", tau_het)
-    g_sims, g_idx = nearest_neighbours(gallery_keys, gallery_keys, k + 1, block, backend)
-    gallery_out = _weighted_rows(_sparse_rows(g_sims, tau_hom, k), g_idx, gallery)
-    q_sims, q_idx = nearest_neighbours(query_keys, gallery_keys, k + 1, block, backend)
-    q_norm = query_keys.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    self_sim = (query_keys * query_keys).sum(dim=1, keepdim=True) / q_norm.pow(2)
-    sims = torch.cat([q_sims, self_sim], dim=1)
-    order = sims.argsort(dim=1, descending=True, stable=True)
-    weights = _sparse_rows(sims.gather(1, order), tau_het, k)
-    weights = torch.zeros_like(weights).scatter(1, order, weights)  # back to [gallery..., self]
-    query_out = _weighted_rows(weights[:, :-1], q_idx, gallery) + weights[:, -1:] * queries
-    return gallery_out, query_out
+    return gallery_keys, query_keys
+
+
+def _self_similarity(keys: torch.Tensor) -> torch.Tensor:
+    """cos(x, x) of each row as the graph computes it (1 up to rounding): (n, d) -> (n, 1)."""
+    return (keys * keys).sum(dim=1, keepdim=True) / keys.norm(dim=1, keepdim=True).clamp_min(
+        1e-12).pow(2)
 
 
 def _weighted_rows(weights: torch.Tensor, idx: torch.Tensor, values: torch.Tensor
