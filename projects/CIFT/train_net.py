@@ -16,7 +16,11 @@ import cift  # noqa: F401  first: patches fastreid for torch 2 and registers eve
 from fastreid.engine import default_argument_parser
 
 from cift.engine import CIFTTrainer
-from cift.engine.checkpoint import AtomicCheckpointer, num_classes_in_checkpoint
+from cift.engine.checkpoint import (
+    AtomicCheckpointer,
+    add_trust_argument,
+    num_classes_in_checkpoint,
+)
 from cift.engine.launch import launch
 from cift.engine.setup import setup
 from cift.errors import CiftInputError, print_input_error
@@ -25,9 +29,7 @@ from cift.errors import CiftInputError, print_input_error
 def argument_parser():
     """fastreid's arguments plus --trust-checkpoint."""
     parser = default_argument_parser()
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="allow a MODEL.WEIGHTS .pth that needs arbitrary unpickling (it can "
-                             "run code from the file: only for files from a trusted source)")
+    add_trust_argument(parser)
     return parser
 
 

@@ -24,6 +24,7 @@ import cift  # noqa: E402, F401  first: patches fastreid and registers everythin
 
 # isort: split
 from cift.config import load_config  # noqa: E402
+from cift.engine.checkpoint import add_trust_argument  # noqa: E402
 from cift.errors import CiftInputError, print_input_error  # noqa: E402
 from cift.export.inference import load_inference_model  # noqa: E402
 from cift.export.model_zoo import run_metrics, write_entry  # noqa: E402
@@ -44,9 +45,7 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metrics", metavar="FILE",
                         help="evaluation results (JSON) for metrics.json; default: the run's "
                              "protocol_results.json when the checkpoint is its last one")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="allow a .pth that needs arbitrary unpickling (can run code "
-                             "from the file: only for files from a trusted source)")
+    add_trust_argument(parser)
     parser.add_argument("opts", nargs="*", metavar="KEY VALUE",
                         help="config overrides, MODEL.WEIGHTS among them")
     return parser

@@ -25,6 +25,7 @@ import cift  # noqa: E402, F401  first: patches fastreid and registers everythin
 
 # isort: split
 from cift.config import load_config  # noqa: E402
+from cift.engine.checkpoint import add_trust_argument  # noqa: E402
 from cift.errors import CiftInputError, print_input_error  # noqa: E402
 from cift.evaluation.tasks import BRANCH_OF_QUERY_MODALITY  # noqa: E402
 from cift.export.inference import load_inference_model  # noqa: E402
@@ -51,9 +52,7 @@ def argument_parser() -> argparse.ArgumentParser:
                         help="where results.json and ranklists/ go (default output/search)")
     parser.add_argument("--batch-size", type=int, default=0,
                         help="images per forward pass (default TEST.IMS_PER_BATCH)")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="allow a .pth that needs arbitrary unpickling (can run code "
-                             "from the file: only for files from a trusted source)")
+    add_trust_argument(parser)
     parser.add_argument("opts", nargs="*", metavar="KEY VALUE",
                         help="config overrides, MODEL.WEIGHTS among them")
     return parser

@@ -233,3 +233,10 @@ def num_classes_in_checkpoint(path: str, trust: bool = False) -> int:
     if len(rows) != 1:
         raise CiftInputError(f"{path}: cannot tell the number of classes from its classifiers")
     return rows.pop()
+
+
+def add_trust_argument(parser) -> None:
+    """The commands' shared --trust-checkpoint flag (argparse)."""
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="allow a MODEL.WEIGHTS .pth that needs arbitrary unpickling (it can "
+                             "run code from the file: only for files from a trusted source)")
