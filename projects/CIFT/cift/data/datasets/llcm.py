@@ -10,6 +10,7 @@ from fastreid.data.datasets.bases import ImageDataset
 
 from ...errors import CiftInputError
 from ..modality import INFRARED, VISIBLE
+from .common import require_dataset_folder
 from .regdb import read_index_file
 from .sysu_mm01 import IMAGE_SUFFIXES, read_id_file
 
@@ -66,11 +67,7 @@ class LLCM(ImageDataset):
 
     def __init__(self, root: str = "datasets", **kwargs):
         self.root = Path(root)
-        self.data_dir = self.root / self.dataset_dir
-        if not self.data_dir.is_dir():
-            raise CiftInputError(
-                f"{self.data_dir}: data set folder not found (set FASTREID_DATASETS; "
-                f"see datasets/README.md for the expected layout)")
+        self.data_dir = require_dataset_folder(self.root / self.dataset_dir)
         train = self._read_train(VISIBLE) + self._read_train(INFRARED)
         test_ids = sorted(set(read_id_file(self.data_dir / "idx" / "test_id.txt")))
         query = self._list_test(VISIBLE, test_ids)

@@ -8,6 +8,7 @@ from fastreid.data.datasets.bases import ImageDataset
 
 from ...errors import CiftInputError
 from ..modality import INFRARED, VISIBLE
+from .common import require_dataset_folder
 
 TRIALS = range(1, 11)
 # RegDB has no camera ids; like the reference metric, the visible images count as camera 1 and
@@ -82,11 +83,7 @@ class RegDB(ImageDataset):
     def __init__(self, root: str = "datasets", trial: int = 1, **kwargs):
         self.trial = check_trial(trial)
         self.root = Path(root)
-        self.data_dir = self.root / self.dataset_dir
-        if not self.data_dir.is_dir():
-            raise CiftInputError(
-                f"{self.data_dir}: data set folder not found (set FASTREID_DATASETS; "
-                f"see datasets/README.md for the expected layout)")
+        self.data_dir = require_dataset_folder(self.root / self.dataset_dir)
         train = (self._read("train", "visible", VISIBLE_CAMID, VISIBLE)
                  + self._read("train", "thermal", THERMAL_CAMID, INFRARED))
         train = [(path, f"{self.dataset_name}_{pid}", cam, mod) for path, pid, cam, mod in train]

@@ -9,6 +9,7 @@ from fastreid.data.datasets.bases import ImageDataset
 
 from ...errors import CiftInputError
 from ..modality import INFRARED, VISIBLE
+from .common import require_dataset_folder
 
 VISIBLE_CAMERAS = (1, 2, 4, 5)
 INFRARED_CAMERAS = (3, 6)
@@ -86,8 +87,4 @@ class SYSUMM01(ImageDataset):
 
     def prepare(self, data_dir: Path) -> Path:
         """Check that the data set folder exists; subclasses may create it first."""
-        if not data_dir.is_dir():
-            raise CiftInputError(
-                f"{data_dir}: data set folder not found (set FASTREID_DATASETS; "
-                f"see datasets/README.md for the expected layout)")
-        return data_dir
+        return require_dataset_folder(data_dir)
