@@ -18,3 +18,9 @@ def print_input_error(err: BaseException) -> int:
 
     print(f"error: {str(err).strip().splitlines()[-1]}", file=sys.stderr)
     return 2
+
+
+def check_choice(key: str, value, allowed: tuple) -> None:
+    """Raise CiftInputError naming `key` when `value` is not one of `allowed`."""
+    if value not in allowed:
+        raise CiftInputError(f"{key} {value!r}: expected one of {allowed}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import check_choice
 from .protocols import (
     evaluate_llcm,
     evaluate_regdb,
@@ -88,9 +89,7 @@ def llcm_tasks(items: Sequence[tuple], num_query: int, trials: int = 10, shots: 
       to IR" and its published numbers measure: the infrared draw are the *queries*, every
       visible image the gallery; branch i2r (the queries are infrared).
     """
-    if vis_to_ir not in ("semantic", "reference"):
-        raise ValueError(f"TEST.LLCM.VIS_TO_IR {vis_to_ir!r}: expected 'semantic' or "
-                         "'reference'")
+    check_choice("TEST.LLCM.VIS_TO_IR", vis_to_ir, ("semantic", "reference"))
     visible, infrared = np.arange(num_query), np.arange(num_query, len(items))
 
     def draws(pool: np.ndarray) -> list[np.ndarray]:

@@ -12,7 +12,7 @@ from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
 from fastreid.utils import comm
 from torch import nn
 
-from ...errors import CiftInputError
+from ...errors import check_choice
 from ..counterfactual import CounterfactualRelation, counterfactual_effect
 from ..graph import (
     affinity,
@@ -33,18 +33,11 @@ SEARCH_BACKENDS = ("torch", "faiss")
 
 def graph_settings_from_config(cfg) -> dict[str, Any]:
     """MODEL.CIFT.* as keyword arguments, validated (unknown values name the key)."""
-    c = cfg.MODEL.CIFT
-    if c.GRAPH not in GRAPHS:
-        raise CiftInputError(f"MODEL.CIFT.GRAPH {c.GRAPH!r}: expected one of {GRAPHS}")
-    if c.PROJECTION not in PROJECTIONS:
-        raise CiftInputError(f"MODEL.CIFT.PROJECTION {c.PROJECTION!r}: expected one of "
-                             f"{PROJECTIONS}")
-    t = cfg.TEST.TRANSFER
-    if t.MODE not in TRANSFER_MODES:
-        raise CiftInputError(f"TEST.TRANSFER.MODE {t.MODE!r}: expected one of {TRANSFER_MODES}")
-    if t.BACKEND not in SEARCH_BACKENDS:
-        raise CiftInputError(f"TEST.TRANSFER.BACKEND {t.BACKEND!r}: expected one of "
-                             f"{SEARCH_BACKENDS}")
+    c, t = cfg.MODEL.CIFT, cfg.TEST.TRANSFER
+    check_choice("MODEL.CIFT.GRAPH", c.GRAPH, GRAPHS)
+    check_choice("MODEL.CIFT.PROJECTION", c.PROJECTION, PROJECTIONS)
+    check_choice("TEST.TRANSFER.MODE", t.MODE, TRANSFER_MODES)
+    check_choice("TEST.TRANSFER.BACKEND", t.BACKEND, SEARCH_BACKENDS)
     return {"graph": c.GRAPH, "tau_hom": c.TAU_HOM, "tau_het": c.TAU_HET, "k": c.TOPK,
             "test_transfer": {"mode": t.MODE, "sparse_above": t.SPARSE_ABOVE,
                               "backend": t.BACKEND}}
