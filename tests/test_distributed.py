@@ -9,16 +9,12 @@ from pathlib import Path
 import pytest
 
 from cift.data.synthetic import ensure_synthetic_sysu
+from test_train_net import TINY as TRAIN_NET_TINY
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.FEAT_DIM", "512",
-        "INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]",
-        "DATASETS.SYNTHETIC.NUM_IDS", "12", "DATASETS.SYNTHETIC.IMAGES_PER_CAMERA", "10",
-        "DATASETS.SYNTHETIC.TEST_IDS", "4", "DATASETS.SYNTHETIC.VAL_IDS", "2",
-        "SOLVER.IMS_PER_BATCH", "32", "SOLVER.ITERS_PER_EPOCH", "2", "SOLVER.MAX_EPOCH", "2",
-        "SOLVER.WARMUP_EPOCHS", "1", "SOLVER.CHECKPOINT_PERIOD", "1", "SOLVER.LOG_PERIOD", "100",
-        "TEST.EVAL_PERIOD", "2", "TEST.SYSU.TRIALS", "2", "TEST.IMS_PER_BATCH", "32",
-        "DATALOADER.NUM_WORKERS", "0", "MODEL.CIFT.CRI.SAMPLES", "2"]
+# the end-to-end tests' tiny run, with a batch that splits into two ranks of P=2, K=4
+TINY = [*TRAIN_NET_TINY, "SOLVER.IMS_PER_BATCH", "32", "SOLVER.ITERS_PER_EPOCH", "2",
+        "TEST.IMS_PER_BATCH", "32", "MODEL.CIFT.CRI.SAMPLES", "2"]
 
 
 @pytest.fixture(scope="module")

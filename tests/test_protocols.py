@@ -201,7 +201,7 @@ def _fake_pool(seed=0, pids=(12, 3, 40, 7), min_images=10):
     return pool
 
 
-def _reference_draw(pool, cameras, trial):
+def reference_draw(pool, cameras, trial):
     """The reference draw: global random.seed(trial), identity-major, camera-minor."""
     state = random.getstate()
     random.seed(trial)
@@ -217,10 +217,10 @@ def _reference_draw(pool, cameras, trial):
 
 @pytest.mark.parametrize("mode", ["all", "indoor"])
 @pytest.mark.parametrize("trial", [0, 1, 7])
-def test_single_shot_matches_reference_draw(mode, trial):
+def test_single_shot_matchesreference_draw(mode, trial):
     pool = _fake_pool()
     drawn = [pool[i][0] for i in sample_sysu_gallery(pool, mode=mode, trial=trial)]
-    assert drawn == _reference_draw(pool, SYSU_CAMERAS[mode], trial)
+    assert drawn == reference_draw(pool, SYSU_CAMERAS[mode], trial)
 
 
 def test_draw_is_deterministic_per_trial_and_differs_between_trials():

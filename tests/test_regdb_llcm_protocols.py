@@ -13,6 +13,7 @@ from cift.evaluation.protocols import (
     evaluate_sysu,
     sample_llcm_gallery,
 )
+from test_protocols import reference_draw
 
 
 def _arrays(*values):
@@ -316,27 +317,13 @@ def _fake_pool(modality, seed=0, pids=(12, 3, 40, 7), cameras=range(1, 10), min_
     return pool
 
 
-def _reference_draw(pool, cameras, trial):
-    """The reference draw: global random.seed(trial), identity-major, camera-minor."""
-    state = random.getstate()
-    random.seed(trial)
-    drawn = []
-    for pid in sorted({item[1] for item in pool}):
-        for cam in cameras:
-            files = sorted(p for p, i, c, _ in pool if (i, c) == (pid, cam))
-            if files:
-                drawn.append(random.choice(files))
-    random.setstate(state)
-    return drawn
-
-
 @pytest.mark.parametrize("modality", ["visible", "infrared"])
 @pytest.mark.parametrize("trial", [0, 1, 9])
 def test_llcm_draw_matches_reference(modality, trial):
     # The infrared pool has a camera-3 folder, which the reference never reads.
     pool = _fake_pool(modality, seed=trial)
     drawn = [pool[i][0] for i in sample_llcm_gallery(pool, trial=trial)]
-    assert drawn == _reference_draw(pool, LLCM_CAMERAS[modality], trial)
+    assert drawn == reference_draw(pool, LLCM_CAMERAS[modality], trial)
 
 
 def test_llcm_draw_one_per_identity_camera_in_order():

@@ -30,17 +30,14 @@ from cift.data.build import load_dataset
 from cift.engine.checkpoint import AtomicCheckpointer
 from cift.errors import CiftInputError
 from cift.evaluation.tasks import build_tasks
+from test_train_net import TINY as TRAIN_NET_TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFT = ROOT / "configs/Demo/cift_synthetic.yml"
 BASELINE = ROOT / "configs/Demo/baseline_synthetic.yml"
 SETTINGS = ("all-single", "all-multi", "indoor-single", "indoor-multi")
-TINY = ["MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.FEAT_DIM", "512",
-        "MODEL.HEADS.NUM_CLASSES", "6", "INPUT.SIZE_TEST", "[32, 16]",
-        "DATASETS.SYNTHETIC.NUM_IDS", "12", "DATASETS.SYNTHETIC.IMAGES_PER_CAMERA", "10",
-        "DATASETS.SYNTHETIC.TEST_IDS", "4", "DATASETS.SYNTHETIC.VAL_IDS", "2",
-        "SOLVER.IMS_PER_BATCH", "16", "TEST.SYSU.TRIALS", "1", "TEST.IMS_PER_BATCH", "64",
-        "DATALOADER.NUM_WORKERS", "0", "SEED", "0"]
+TINY = [*TRAIN_NET_TINY, "MODEL.HEADS.NUM_CLASSES", "6", "TEST.SYSU.TRIALS", "1",
+        "TEST.IMS_PER_BATCH", "64", "SEED", "0"]
 MAX_QUERIES = 12
 
 
