@@ -1,9 +1,23 @@
 """Shared test set-up: `import cift` first, so fastreid is patched before any test imports it."""
 import logging
+from pathlib import Path
+
+import pytest
 
 import cift  # noqa: F401
+from cift.data.synthetic import ensure_synthetic_sysu
 
 # fastreid's setup_logger is cached and keeps the console stream of the first test that ran
 # train_net; under pytest's capture that stream is closed later. Ignore write failures of
 # such stale handlers instead of printing "--- Logging error ---" into later tests' stderr.
 logging.raiseExceptions = False
+
+
+@pytest.fixture(scope="session")
+def datasets_root(tmp_path_factory) -> Path:
+    """A tiny SyntheticVI tree (12 identities, 4 of them test) for end-to-end runs; tests that
+    alter images copy it first."""
+    root = tmp_path_factory.mktemp("datasets")
+    ensure_synthetic_sysu(root / "SyntheticVI", num_ids=12, images_per_camera=10, test_ids=4,
+                          val_ids=2, seed=0)
+    return root

@@ -6,23 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from cift.data.synthetic import ensure_synthetic_sysu
 from test_train_net import TINY as TRAIN_NET_TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 # the end-to-end tests' tiny run, with a batch that splits into two ranks of P=2, K=4
 TINY = [*TRAIN_NET_TINY, "SOLVER.IMS_PER_BATCH", "32", "SOLVER.ITERS_PER_EPOCH", "2",
         "TEST.IMS_PER_BATCH", "32", "MODEL.CIFT.CRI.SAMPLES", "2"]
-
-
-@pytest.fixture(scope="module")
-def datasets_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("datasets")
-    ensure_synthetic_sysu(root / "SyntheticVI", num_ids=12, images_per_camera=10, test_ids=4,
-                          val_ids=2, seed=0)
-    return root
 
 
 def run(launcher: list[str], out: Path, datasets_root: Path, *flags: str

@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from cift.data.synthetic import ensure_synthetic_sysu
-
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = str(ROOT / "configs" / "Demo" / "baseline_synthetic.yml")
 SETTINGS = ("all-single", "all-multi", "indoor-single", "indoor-multi")
@@ -40,14 +38,6 @@ train_net = load_train_net()
 def args(*extra: str, out: Path, config: str = DEMO, flags=()):
     argv = ["--config-file", config, *flags, *TINY, "OUTPUT_DIR", str(out), *extra]
     return train_net.default_argument_parser().parse_args(argv)
-
-
-@pytest.fixture(scope="module")
-def datasets_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("datasets")
-    ensure_synthetic_sysu(root / "SyntheticVI", num_ids=12, images_per_camera=10, test_ids=4,
-                          val_ids=2, seed=0)
-    return root
 
 
 @pytest.fixture()
