@@ -99,3 +99,24 @@ def test_table_has_one_row_per_setting():
     assert sum(line.startswith("| all") or line.startswith("| indoor")
                for line in table.splitlines()) == 4
     assert "100.00 ± 0.00" in table
+
+
+def test_pairwise_distance_is_computed_once_per_task_and_sliced_per_trial():
+    from cift.evaluation.tasks import cosine_distance, trial_distances
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((40, 6)).astype(np.float32)
+    trials = [(np.arange(10), rng.choice(np.arange(10, 40), 12, replace=False))
+              for _ in range(4)]
+    calls = []
+
+    def counted(q, g):
+        calls.append(len(g))
+        return cosine_distance(q, g)
+
+    sliced = list(trial_distances(cosine_distance, x, trials))
+    per_trial = list(trial_distances(counted, x, trials))  # not marked pairwise
+    assert calls == [12, 12, 12, 12]
+    for a, (q, g), b in zip(sliced, trials, per_trial):
+        np.testing.assert_allclose(a, cosine_distance(x[q], x[g]), atol=1e-6)
+        np.testing.assert_allclose(a, b, atol=1e-6)

@@ -8,7 +8,7 @@ the same modality: visible queries -> r2i, infrared queries -> i2r). Numpy only.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,6 +132,32 @@ def cosine_distance(q: np.ndarray, g: np.ndarray) -> np.ndarray:
     return 1.0 - l2_normalise(q).astype(np.float32) @ l2_normalise(g).astype(np.float32).T
 
 
+# Entry (i, j) depends on query i and gallery item j only (no transfer, no re-ranking), so the
+# runner may compute it once for all of a task's trials.
+cosine_distance.pairwise = True
+# Largest union matrix (queries x gallery items over all trials) computed at once, in entries.
+MAX_UNION_ENTRIES = 2**28
+
+
+def trial_distances(distance: Distance, x: np.ndarray, trials) -> Iterator[np.ndarray]:
+    """The (Q, G) distance matrix of each (query indices, gallery indices) trial.
+
+    A pairwise distance is computed once on the union of the trials' queries and galleries and
+    sliced per trial (the SYSU and LLCM trials share their queries and redraw galleries from one
+    pool), when that union matrix is not too large; any other distance trial by trial.
+    """
+    qs = np.unique(np.concatenate([q for q, _ in trials]))
+    gs = np.unique(np.concatenate([g for _, g in trials]))
+    if (not getattr(distance, "pairwise", False) or len(trials) == 1
+            or qs.size * gs.size > MAX_UNION_ENTRIES):
+        for q, g in trials:
+            yield distance(x[q], x[g])
+        return
+    union = distance(x[qs], x[gs])
+    for q, g in trials:
+        yield union[np.ix_(np.searchsorted(qs, q), np.searchsorted(gs, g))]
+
+
 def metrics_row(cmc: np.ndarray, mAP: float, mINP: float) -> list[float]:
     """[R1, R5, R10, R20, mAP, mINP] in percent (CMC read as :func:`cmc_curve` reads it)."""
     curve = cmc_curve(cmc, max(RANKS))
@@ -166,7 +192,7 @@ def run_tasks(features: Callable[[str], np.ndarray], items: Sequence[tuple], tas
             without graph branches).
         items: (img_path, pid, camid, ...) test items, indexed by the tasks.
         distance: branch -> distance function of that branch (cosine, or a transfer-based one
-            that depends on each trial's gallery).
+            that depends on each trial's gallery); see :func:`trial_distances`.
     Returns:
         {task name: {"R1": mean, "R1_std": std, ..., "mINP_std": std}} in percent.
     """
@@ -176,8 +202,8 @@ def run_tasks(features: Callable[[str], np.ndarray], items: Sequence[tuple], tas
     for task in tasks:
         x, dist_fn = features(task.branch), distance(task.branch)
         rows, task_curves = [], []
-        for q, g in task.trials:
-            cmc, mAP, mINP = task.metric(dist_fn(x[q], x[g]), pids[q], pids[g], cams[q], cams[g])
+        for (q, g), dist in zip(task.trials, trial_distances(dist_fn, x, task.trials)):
+            cmc, mAP, mINP = task.metric(dist, pids[q], pids[g], cams[q], cams[g])
             rows.append(metrics_row(cmc, mAP, mINP))
             task_curves.append(cmc_curve(cmc))
         results[task.name] = summarise(rows)

@@ -30,6 +30,9 @@ def protocol_distance(transfer: GraphTransfer | None = None, branch: str = "",
     """(queries, gallery) -> distances of one trial: cosine, after the test-time transfer of
     `branch` when `transfer` is given, then k-reciprocal re-ranking when `rerank` holds its
     k1, k2 and lambda_value."""
+    if transfer is None and rerank is None:
+        return cosine_distance  # pairwise: computed once for all trials of a task
+
     def distance(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
         if transfer is not None:
             gallery, queries = transfer(gallery, queries, branch)
