@@ -9,6 +9,7 @@ from cift import load_config
 from cift.modeling import graph
 from cift.modeling.graph import (
     nearest_neighbours,
+    self_nearest_neighbours,
     sparse_transfer_gallery_queries,
     transfer,
     transfer_gallery_queries,
@@ -60,6 +61,22 @@ def test_nearest_neighbours_against_a_full_sort():
     assert nearest_neighbours(q, b[:3], 6)[0].shape == (33, 3)
     with pytest.raises(ValueError, match="backend"):
         nearest_neighbours(q, b, 2, backend="annoy")
+
+
+@pytest.mark.parametrize("num, n, block", [(1, 3, 4), (7, 7, 3), (70, 6, 8), (70, 6, 70),
+                                           (101, 9, 16), (40, 100, 7)])
+def test_self_nearest_neighbours_against_a_full_sort(num, n, block):
+    torch.manual_seed(num + n)
+    x = torch.randn(num, 5, dtype=torch.float64)
+    sims, idx = self_nearest_neighbours(x, n, block=block)
+    unit = torch.nn.functional.normalize(x, dim=1)
+    want_sims, want_idx = (unit @ unit.T).sort(dim=1, descending=True)
+    kept = min(n, num)
+    torch.testing.assert_close(sims, want_sims[:, :kept], atol=1e-12, rtol=0)
+    assert torch.equal(idx, want_idx[:, :kept])
+    faiss_sims, faiss_idx = self_nearest_neighbours(x.float(), n, backend="faiss")
+    torch.testing.assert_close(faiss_sims.double(), want_sims[:, :kept], atol=1e-5, rtol=0)
+    assert torch.equal(faiss_idx, want_idx[:, :kept])
 
 
 def cift(*opts: str):
