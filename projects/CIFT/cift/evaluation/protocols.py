@@ -6,13 +6,16 @@ public reference code, including its ranking ties, its per-identity CMC and its 
 random draws: ``eval_sysu``, ``eval_regdb`` and ``process_gallery_sysu`` of Ye et al.
 (https://github.com/mangye16/Cross-Modal-Re-ID-baseline, also used by AGW and DEEN), and
 ``eval_llcm`` and ``process_gallery_llcm`` of Zhang and Wang (https://github.com/ZYK100/LLCM).
+
+The ``*_top_r`` variants score the same protocols from each query's nearest gallery items, found
+by a caller-supplied search (:data:`Search`), for galleries too large for a distance matrix.
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -20,9 +23,13 @@ __all__ = [
     "LLCM_CAMERAS",
     "SYSU_CAMERAS",
     "SYSU_QUERY_CAMERAS",
+    "Search",
     "evaluate_llcm",
+    "evaluate_llcm_top_r",
     "evaluate_regdb",
+    "evaluate_regdb_top_r",
     "evaluate_sysu",
+    "evaluate_sysu_top_r",
     "sample_llcm_gallery",
     "sample_sysu_gallery",
 ]
@@ -78,9 +85,8 @@ def evaluate_sysu(
             ``max_rank``, the reference code fails; here the CMC runs to the longer count.
     """
     distmat, q_pids, g_pids = _check_ranking(distmat, q_pids, g_pids, max_rank)
-    q_camids, g_camids = _check_cameras(distmat, q_camids, g_camids)
-    groups = [(np.flatnonzero(q_camids == 3), g_camids != _SAME_PLACE[3]),
-              (np.flatnonzero(q_camids != 3), None)]
+    q_camids, g_camids = _check_cameras(distmat.shape, q_camids, g_camids)
+    groups = _sysu_groups(q_camids, g_camids)
     return _evaluate(distmat, q_pids, g_pids, groups, max_rank, identity_cmc=True)
 
 
@@ -154,18 +160,33 @@ def evaluate_llcm(
             discards; this returns the result instead.
     """
     distmat, q_pids, g_pids = _check_ranking(distmat, q_pids, g_pids, max_rank)
-    q_camids, g_camids = _check_cameras(distmat, q_camids, g_camids)
-    # Queries of one (identity, camera) drop the same gallery images: one group each.
+    q_camids, g_camids = _check_cameras(distmat.shape, q_camids, g_camids)
+    groups = _llcm_groups(q_pids, g_pids, q_camids, g_camids)
+    return _evaluate(distmat, q_pids, g_pids, groups, max_rank, identity_cmc=True)
+
+
+# (query rows, kept gallery items or None for all): every query of a group drops the same items.
+Group = tuple[np.ndarray, "np.ndarray | None"]
+
+
+def _sysu_groups(q_camids: np.ndarray, g_camids: np.ndarray) -> list[Group]:
+    """Camera-3 queries drop the camera-2 gallery images; the other queries keep every one."""
+    return [(np.flatnonzero(q_camids == 3), g_camids != _SAME_PLACE[3]),
+            (np.flatnonzero(q_camids != 3), None)]
+
+
+def _llcm_groups(q_pids: np.ndarray, g_pids: np.ndarray, q_camids: np.ndarray,
+                 g_camids: np.ndarray) -> Iterator[Group]:
+    """One group per query (identity, camera): it drops that identity's images of that camera."""
     _, pid_codes = np.unique(q_pids, return_inverse=True)
     _, cam_codes = np.unique(q_camids, return_inverse=True)
     keys = pid_codes.reshape(-1) * (int(cam_codes.max(initial=0)) + 1) + cam_codes.reshape(-1)
     by_key = np.argsort(keys, kind="stable")
-    groups = (
+    return (
         (rows, (g_pids != q_pids[rows[0]]) | (g_camids != q_camids[rows[0]]))
         for rows in np.split(by_key, np.flatnonzero(np.diff(keys[by_key])) + 1)
         if rows.size
     )
-    return _evaluate(distmat, q_pids, g_pids, groups, max_rank, identity_cmc=True)
 
 
 def _check_ranking(
@@ -187,11 +208,11 @@ def _check_ranking(
 
 
 def _check_cameras(
-    distmat: np.ndarray, q_camids: np.ndarray, g_camids: np.ndarray
+    shape: tuple[int, int], q_camids: np.ndarray, g_camids: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Query and gallery cameras as arrays of shapes (num_query,) and (num_gallery,)."""
     q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
-    num_q, num_g = distmat.shape
+    num_q, num_g = shape
     if q_camids.shape != (num_q,):
         raise ValueError(f"q_camids must have shape ({num_q},), got {q_camids.shape}")
     if g_camids.shape != (num_g,):
@@ -291,14 +312,25 @@ def _rank_block(
     first_match = np.argmax(matches, axis=1)
     if g_labels is None:
         return valid, ap, inp, first_match
+    return valid, ap, inp, _identities_before(g_labels[order], first_match)
+
+
+def _identities_before(labels: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """How many distinct identities occur before ``position`` in each ranked row.
+
+    Args:
+        labels: (n, k) identity labels of ranked gallery items (small non-negative ints).
+        position: (n,) 0-based positions, at most k.
+    Returns:
+        (n,) int counts.
+    """
+    n, k = labels.shape
     # Positions where an identity occurs for the first time in the ranking.
-    labels = g_labels[order]
     by_label = np.argsort(labels, axis=1, kind="stable")
     sorted_labels = np.take_along_axis(labels, by_label, 1)
     first = np.ones((n, k), dtype=bool)
     first[:, 1:] = sorted_labels[:, 1:] != sorted_labels[:, :-1]
-    id_rank = (first & (by_label < first_match[:, None])).sum(1)
-    return valid, ap, inp, id_rank
+    return (first & (by_label < position[:, None])).sum(1)
 
 
 def sample_sysu_gallery(
@@ -407,3 +439,190 @@ def _draw(pool: Sequence[tuple], cameras: tuple[int, ...], trial: int, shots: in
                                  f"fewer than shots={shots}")
             drawn.extend(index for _, index in rng.sample(files, shots))
     return drawn
+
+
+# search(rows, columns, n): the n (cut to the candidates) gallery items nearest to each query
+# of `rows`, closest first, as an (len(rows), n) int array. Candidates are the gallery items
+# `columns` (indices into the gallery; the result then indexes `columns`), or every gallery
+# item when `columns` is None.
+Search = Callable[[np.ndarray, "np.ndarray | None", int], np.ndarray]
+
+
+def evaluate_sysu_top_r(
+    search: Search,
+    top_r: int,
+    q_pids: np.ndarray,
+    g_pids: np.ndarray,
+    q_camids: np.ndarray,
+    g_camids: np.ndarray,
+    max_rank: int = 20,
+) -> tuple[np.ndarray, float]:
+    """:func:`evaluate_sysu` from each query's ``top_r`` nearest gallery images instead of a
+    distance matrix: for large galleries, where only the top of the ranking is needed.
+
+    The CMC is the same as :func:`evaluate_sysu`'s (ties aside): a query whose top-``top_r``
+    list has no match and holds fewer gallery identities than the CMC is long is searched again,
+    deeper, until its rank is known. AP is truncated at ``top_r``: the precision at each
+    correct match within the first ``top_r`` kept images, divided by the query's number of
+    matches in the whole kept gallery. It equals AP when every match is within the first
+    ``top_r`` (always when ``top_r`` >= the gallery size), and is smaller otherwise. mINP needs
+    the last match's rank and is not computed.
+
+    Args:
+        search: nearest gallery items of queries (see :data:`Search`), e.g. a faiss index.
+        top_r: ranked gallery images per query, >= 1.
+        q_pids, g_pids, q_camids, g_camids, max_rank: as :func:`evaluate_sysu`.
+
+    Returns:
+        cmc: as :func:`evaluate_sysu`.
+        mAP_at_r: mean truncated AP over the queries with a match.
+    """
+    q_pids, g_pids = _check_lists(top_r, q_pids, g_pids, max_rank)
+    q_camids, g_camids = _check_cameras((q_pids.size, g_pids.size), q_camids, g_camids)
+    groups = _sysu_groups(q_camids, g_camids)
+    return _evaluate_top_r(search, top_r, q_pids, g_pids, groups, max_rank, identity_cmc=True)
+
+
+def evaluate_regdb_top_r(
+    search: Search, top_r: int, q_pids: np.ndarray, g_pids: np.ndarray, max_rank: int = 20
+) -> tuple[np.ndarray, float]:
+    """:func:`evaluate_regdb` (image-level CMC, nothing removed) from top-``top_r`` lists; CMC
+    and truncated AP as :func:`evaluate_sysu_top_r`."""
+    q_pids, g_pids = _check_lists(top_r, q_pids, g_pids, max_rank)
+    groups = [(np.arange(q_pids.size), None)]
+    return _evaluate_top_r(search, top_r, q_pids, g_pids, groups, max_rank, identity_cmc=False)
+
+
+def evaluate_llcm_top_r(
+    search: Search,
+    top_r: int,
+    q_pids: np.ndarray,
+    g_pids: np.ndarray,
+    q_camids: np.ndarray,
+    g_camids: np.ndarray,
+    max_rank: int = 20,
+) -> tuple[np.ndarray, float]:
+    """:func:`evaluate_llcm` (a query drops its identity's images of its camera) from
+    top-``top_r`` lists; CMC and truncated AP as :func:`evaluate_sysu_top_r`."""
+    q_pids, g_pids = _check_lists(top_r, q_pids, g_pids, max_rank)
+    q_camids, g_camids = _check_cameras((q_pids.size, g_pids.size), q_camids, g_camids)
+    groups = _llcm_groups(q_pids, g_pids, q_camids, g_camids)
+    return _evaluate_top_r(search, top_r, q_pids, g_pids, groups, max_rank, identity_cmc=True)
+
+
+def _check_lists(top_r: int, q_pids: np.ndarray, g_pids: np.ndarray, max_rank: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """1-D identity arrays, top_r >= 1 and max_rank >= 1, checked."""
+    q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
+    if q_pids.ndim != 1 or g_pids.ndim != 1:
+        raise ValueError(f"q_pids and g_pids must be 1-D, got shapes {q_pids.shape} and "
+                         f"{g_pids.shape}")
+    if isinstance(top_r, bool) or not isinstance(top_r, (int, np.integer)) or top_r < 1:
+        raise ValueError(f"top_r must be an int >= 1, got {top_r!r}")
+    if max_rank < 1:
+        raise ValueError(f"max_rank must be >= 1, got {max_rank}")
+    return q_pids, g_pids
+
+
+def _evaluate_top_r(
+    search: Search,
+    top_r: int,
+    q_pids: np.ndarray,
+    g_pids: np.ndarray,
+    groups: Iterable[Group],
+    max_rank: int,
+    identity_cmc: bool,
+) -> tuple[np.ndarray, float]:
+    """CMC and truncated mAP from ranked lists, the queries searched group by group (arguments
+    as :func:`_evaluate`, plus the search and the list length)."""
+    num_q, num_g = q_pids.size, g_pids.size
+    g_unique, g_labels = np.unique(g_pids, return_inverse=True)
+    g_labels = g_labels.reshape(-1)
+    # Label of each query's identity among the gallery's, or -1 when the gallery has none.
+    q_slot = np.clip(np.searchsorted(g_unique, q_pids), 0, max(g_unique.size - 1, 0))
+    q_labels = np.where(g_unique[q_slot] == q_pids, q_slot, -1) if g_unique.size else \
+        np.full(num_q, -1)
+
+    ap, valid = np.zeros(num_q), np.zeros(num_q, dtype=bool)
+    # 0-based rank of the first match (see identity_cmc); num_g when it is beyond every list
+    rank = np.full(num_q, num_g, dtype=np.int64)
+    lengths = set()
+    for rows, keep in groups:
+        if rows.size == 0:
+            continue
+        counts = np.bincount(g_labels if keep is None else g_labels[keep],
+                             minlength=g_unique.size)
+        kept = int(counts.sum())
+        length = min(max_rank, np.count_nonzero(counts) if identity_cmc else num_g)
+        lengths.add(length)
+        num_rel = np.where(q_labels[rows] >= 0, counts[np.maximum(q_labels[rows], 0)], 0)
+        valid[rows] = num_rel > 0
+        for start in range(0, rows.size, _BLOCK):
+            block, rel = rows[start : start + _BLOCK], num_rel[start : start + _BLOCK]
+            order = _kept_lists(search, block, keep, min(top_r, kept), num_g)
+            matches = g_pids[order] == q_pids[block, None]
+            hits = matches.cumsum(1)
+            ap[block] = np.where(rel > 0, (hits / np.arange(1.0, order.shape[1] + 1.0) * matches
+                                           ).sum(1) / np.maximum(rel, 1), 0.0)
+            # Rows whose list has no match and too few identities (images) for the CMC: deeper.
+            depth, todo = order.shape[1], np.arange(block.size)
+            while True:
+                found, reached = _first_match(order, matches,
+                                              g_labels if identity_cmc else None, num_g)
+                rank[block[todo]] = found
+                more = (rel[todo] > 0) & (found == num_g) & (reached < length)
+                if not more.any() or depth >= kept:
+                    break
+                depth, todo = min(2 * depth, kept), todo[more]
+                order = _kept_lists(search, block[todo], keep, depth, num_g)
+                matches = g_pids[order] == q_pids[block[todo], None]
+
+    if not valid.any():
+        raise ValueError("no query has a matching identity in the gallery")
+    hits = valid[:, None] & (rank[:, None] <= np.arange(max(lengths)))
+    return hits.sum(0).astype(np.float32) / float(valid.sum()), float(np.mean(ap[valid]))
+
+
+def _kept_lists(search: Search, rows: np.ndarray, keep: np.ndarray | None, n: int, num_g: int
+                ) -> np.ndarray:
+    """(len(rows), n) gallery indices: each query's n nearest gallery items among those ``keep``
+    marks (None: all), closest first.
+
+    When few items are dropped, the whole gallery is searched n + dropped deep and the dropped
+    items are filtered out (every row keeps at least n); otherwise only the kept items are
+    searched.
+    """
+    if keep is None:
+        return search(rows, None, n)
+    dropped = num_g - int(keep.sum())
+    if dropped <= n:
+        order = search(rows, None, min(n + dropped, num_g))
+        kept_first = np.argsort(~keep[order], axis=1, kind="stable")[:, :n]
+        return np.take_along_axis(order, kept_first, 1)
+    columns = np.flatnonzero(keep)
+    return columns[search(rows, columns, n)]
+
+
+def _first_match(order: np.ndarray, matches: np.ndarray, g_labels: np.ndarray | None,
+                 not_found: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rank of each row's first match within its ranked list, and how deep the list reaches.
+
+    Args:
+        order: (n, k) gallery indices, closest first.
+        matches: (n, k) bool, the query's identity at that place.
+        g_labels: (num_gallery,) gallery identity labels for an identity-level rank; None for an
+            image-level one.
+        not_found: the rank given to a row without a match.
+    Returns:
+        found: (n,) identities (images) before the first match, ``not_found`` without a match.
+        reached: (n,) distinct identities (images) the row's list holds.
+    """
+    n, k = order.shape
+    first = np.argmax(matches, axis=1)
+    if g_labels is None:
+        found, reached = first, np.full(n, k)
+    else:
+        labels = g_labels[order]
+        found = _identities_before(labels, first)
+        reached = _identities_before(labels, np.full(n, k))
+    return np.where(matches.any(1), found, not_found), reached
