@@ -21,3 +21,10 @@ def datasets_root(tmp_path_factory) -> Path:
     ensure_synthetic_sysu(root / "SyntheticVI", num_ids=12, images_per_camera=10, test_ids=4,
                           val_ids=2, seed=0)
     return root
+
+
+@pytest.fixture()
+def env(datasets_root, monkeypatch) -> Path:
+    """FASTREID_DATASETS pointing at the tiny SyntheticVI tree, for one test."""
+    monkeypatch.setenv("FASTREID_DATASETS", str(datasets_root))
+    return datasets_root

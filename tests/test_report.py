@@ -3,7 +3,12 @@ import json
 
 import pytest
 
-from cift.evaluation.report import compare_table, load_run_results, method_rows
+from cift.evaluation.report import (
+    compare_table,
+    format_protocol_table,
+    load_run_results,
+    method_rows,
+)
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
 
@@ -40,6 +45,21 @@ def test_compare_table_side_by_side():
         "10.0 ± 1.0", "10.0 ± 1.0", "30.0 ± 3.0", "30.0 ± 3.0", "25.0 ± 2.5", "25.0 ± 2.5"]
     indoor = next(line for line in lines if "indoor-single" in line)
     assert [c.strip() for c in indoor.split("|")[2:-1]].count("-") == 4
+
+
+def test_top_r_runs_compare_and_print_their_own_metrics():
+    top_r = {"SyntheticVI": {"all-single": {k: v for k, v in metrics(40.0).items()
+                                            if not k.startswith(("mAP", "mINP"))}}}
+    top_r["SyntheticVI"]["all-single"].update({"mAP@100": 35.0, "mAP@100_std": 1.0})
+    header = compare_table({"a": top_r, "b": top_r}, "SyntheticVI").splitlines()[0]
+    assert [c.strip() for c in header.split("|")[1:-1]] == [
+        "setting", "a R1", "a mAP@100", "b R1", "b mAP@100"]
+    # a full-ranking run beside it: only the metrics both report
+    header = compare_table({"full": BASELINE, "top": top_r}, "SyntheticVI").splitlines()[0]
+    assert [c.strip() for c in header.split("|")[1:-1]] == ["setting", "full R1", "top R1"]
+    table = format_protocol_table(top_r["SyntheticVI"])
+    assert table.splitlines()[0].split("|")[-2].strip() == "mAP@100"
+    assert "35.00 ± 1.00" in table
 
 
 def test_load_run_results(tmp_path):

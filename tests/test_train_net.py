@@ -40,12 +40,6 @@ def args(*extra: str, out: Path, config: str = DEMO, flags=()):
     return train_net.default_argument_parser().parse_args(argv)
 
 
-@pytest.fixture()
-def env(datasets_root, monkeypatch) -> Path:
-    monkeypatch.setenv("FASTREID_DATASETS", str(datasets_root))
-    return datasets_root
-
-
 @pytest.fixture(scope="module")
 def trained(datasets_root, tmp_path_factory):
     """One 2-iteration training run shared by the tests below."""

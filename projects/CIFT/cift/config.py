@@ -101,6 +101,16 @@ def add_cift_config(cfg: CN) -> CN:
     # (IndexFlatIP, on the GPU when faiss has one).
     _C.TEST.TRANSFER.BACKEND = "torch"
 
+    # Top-R retrieval for large galleries. TOP_R 0 ranks each query's whole gallery (exact mAP
+    # and mINP). TOP_R R > 0 keeps each query's R nearest gallery images (searched deeper where
+    # a CMC rank needs it), so no (queries x gallery) distance matrix is formed: the same
+    # R1-R20 (ties aside), AP truncated at R reported as mAP@R, no mINP. Not with TEST.RERANK.
+    _C.TEST.RETRIEVAL = CN()
+    _C.TEST.RETRIEVAL.TOP_R = 0
+    # search of the top-R lists: "torch" (blocked matmul + topk, GPU when there is one) or
+    # "faiss" (IndexFlatIP, on the GPU when faiss has one).
+    _C.TEST.RETRIEVAL.BACKEND = "torch"
+
     # LLCM protocol: gallery trials (seeds 0..TRIALS-1) per direction.
     _C.TEST.LLCM = CN()
     _C.TEST.LLCM.TRIALS = 10

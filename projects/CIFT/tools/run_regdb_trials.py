@@ -23,8 +23,11 @@ sys.path.insert(0, str(HERE.parent))  # run from a checkout without install
 from cift.config import load_config  # noqa: E402
 from cift.engine.checkpoint import atomic_write_json  # noqa: E402
 from cift.errors import CiftInputError, print_input_error  # noqa: E402
-from cift.evaluation.report import RESULTS_FILE, format_protocol_table  # noqa: E402
-from cift.evaluation.tasks import METRICS  # noqa: E402
+from cift.evaluation.report import (  # noqa: E402
+    RESULTS_FILE,
+    format_protocol_table,
+    metric_names,
+)
 
 SUMMARY_FILE = "regdb_trials.json"
 
@@ -62,7 +65,7 @@ def aggregate(per_trial: dict[int, dict]) -> dict:
         for key, value in first.items():
             if isinstance(value, dict) and "R1" in value:
                 out[key] = {}
-                for name in METRICS:
+                for name in metric_names(value):
                     values = np.asarray([r[key][name] for r in results])
                     out[key][name] = float(values.mean())
                     out[key][name + "_std"] = float(values.std())

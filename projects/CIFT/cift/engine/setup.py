@@ -13,11 +13,13 @@ from fastreid.utils.logger import setup_logger
 from ..config import load_config
 from ..data.build import load_dataset
 from ..errors import CiftInputError
+from ..evaluation.retrieval import check_retrieval
 
 
 def check_inputs(cfg, eval_only: bool = False) -> None:
     """Fail early, before anything is written to OUTPUT_DIR, on inputs that cannot work:
-    a CUDA device without a GPU, missing weights, a data set that does not parse."""
+    a CUDA device without a GPU, missing weights, bad TEST.RETRIEVAL settings, a data set that
+    does not parse."""
     device = torch.device(cfg.MODEL.DEVICE)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise CiftInputError(f"MODEL.DEVICE {cfg.MODEL.DEVICE!r}: no GPU is visible "
@@ -26,6 +28,7 @@ def check_inputs(cfg, eval_only: bool = False) -> None:
         raise CiftInputError(f"MODEL.WEIGHTS {cfg.MODEL.WEIGHTS}: file not found")
     if eval_only and not cfg.MODEL.WEIGHTS:
         raise CiftInputError("--eval-only needs MODEL.WEIGHTS (a checkpoint to evaluate)")
+    check_retrieval(cfg)
     names = list(cfg.DATASETS.TESTS) + ([] if eval_only else list(cfg.DATASETS.NAMES))
     for name in dict.fromkeys(names):
         load_dataset(cfg, name)

@@ -4,9 +4,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .tasks import METRICS
-
 RESULTS_FILE = "protocol_results.json"
+# compare_table's default columns, where a run reports them (mAP@R: top-R retrieval runs).
+COMPARED = ("R1", "mAP", "mAP@", "mINP")
+
+
+def metric_names(metrics: dict) -> list[str]:
+    """The metrics of one setting's results, in order, without their "_std" companions."""
+    return [name for name in metrics if not name.endswith("_std")]
 
 
 def protocol_rows(results: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str, dict]]:
@@ -23,9 +28,11 @@ def format_protocol_table(results: dict, title: str = "") -> str:
     """A plain-text table: one row per setting, 'mean ± std' per metric."""
     from tabulate import tabulate
 
-    rows = [[label] + [f"{m[name]:.2f} ± {m[name + '_std']:.2f}" for name in METRICS]
-            for label, m in protocol_rows(results)]
-    table = tabulate(rows, headers=["setting", *METRICS], tablefmt="pipe")
+    settings = protocol_rows(results)
+    names = metric_names(settings[0][1]) if settings else []
+    rows = [[label] + [f"{m[name]:.2f} ± {m[name + '_std']:.2f}" for name in names]
+            for label, m in settings]
+    table = tabulate(rows, headers=["setting", *names], tablefmt="pipe")
     return f"{title}\n{table}" if title else table
 
 
@@ -47,13 +54,18 @@ def method_rows(name: str, results: dict) -> dict[str, dict[str, dict]]:
     return methods
 
 
-def compare_table(runs: dict[str, dict], dataset: str, metrics=("R1", "mAP", "mINP")) -> str:
-    """One row per setting, `metric` mean ± std per method of every run, for one test set."""
+def compare_table(runs: dict[str, dict], dataset: str, metrics=None) -> str:
+    """One row per setting, `metrics` (default: R1, mAP or mAP@R, mINP where reported) mean ±
+    std per method of every run, for one test set."""
     from tabulate import tabulate
 
     methods: dict[str, dict[str, dict]] = {}
     for name, results in runs.items():
         methods.update(method_rows(name, results[dataset]))
+    if metrics is None:
+        reported = [metric_names(m) for rows in methods.values() for m in rows.values()]
+        common = [n for n in (reported or [[]])[0] if all(n in names for names in reported)]
+        metrics = [n for n in common if n in COMPARED or n.startswith("mAP@")]
     settings = list(dict.fromkeys(s for rows in methods.values() for s in rows))
     headers = ["setting"] + [f"{m} {x}" for m in methods for x in metrics]
     table = [[s] + [f"{rows[s][x]:.1f} ± {rows[s][x + '_std']:.1f}" if s in rows else "-"

@@ -15,9 +15,13 @@ import numpy as np
 
 from ..errors import check_choice
 from .protocols import (
+    Search,
     evaluate_llcm,
+    evaluate_llcm_top_r,
     evaluate_regdb,
+    evaluate_regdb_top_r,
     evaluate_sysu,
+    evaluate_sysu_top_r,
     sample_llcm_gallery,
     sample_sysu_gallery,
 )
@@ -28,18 +32,24 @@ BRANCH_OF_QUERY_MODALITY = {"visible": "r2i", "infrared": "i2r"}
 
 # (distmat, q_pids, g_pids, q_camids, g_camids) -> (cmc, mAP, mINP)
 Metric = Callable[..., tuple]
+# (search, top_r, q_pids, g_pids, q_camids, g_camids) -> (cmc, mAP truncated at top_r)
+TopRMetric = Callable[..., tuple]
 # (query features (Q, d), gallery features (G, d)) -> (Q, G) distances
 Distance = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# (query features (Q, d), gallery features (G, d)) -> nearest-gallery search of the trial
+Retrieval = Callable[[np.ndarray, np.ndarray], Search]
 
 
 @dataclass(frozen=True)
 class Task:
-    """One reported setting: (query indices, gallery indices) per trial into the test items."""
+    """One reported setting: (query indices, gallery indices) per trial into the test items,
+    scored by `metric` from distance matrices or by `top_r_metric` from ranked lists."""
 
     name: str
     branch: str
     metric: Metric
     trials: tuple[tuple[np.ndarray, np.ndarray], ...]
+    top_r_metric: TopRMetric | None = None
 
 
 def setting_name(mode: str, shots: int) -> str:
@@ -53,6 +63,11 @@ def regdb_metric(distmat, q_pids, g_pids, q_camids, g_camids):
     return evaluate_regdb(distmat, q_pids, g_pids)
 
 
+def regdb_top_r_metric(search, top_r, q_pids, g_pids, q_camids, g_camids):
+    """RegDB from ranked lists; cameras ignored as in :func:`regdb_metric`."""
+    return evaluate_regdb_top_r(search, top_r, q_pids, g_pids)
+
+
 def sysu_tasks(items: Sequence[tuple], num_query: int, modes=("all", "indoor"), shots=(1, 10),
                trials: int = 10) -> list[Task]:
     """SYSU-MM01: infrared queries (items[:num_query]) against galleries drawn per trial from
@@ -64,7 +79,8 @@ def sysu_tasks(items: Sequence[tuple], num_query: int, modes=("all", "indoor"), 
         for n in shots:
             draws = tuple((query, num_query + np.asarray(sample_sysu_gallery(
                 pool, mode=mode, trial=t, shots=n), dtype=int)) for t in range(trials))
-            tasks.append(Task(setting_name(mode, n), "i2r", evaluate_sysu, draws))
+            tasks.append(Task(setting_name(mode, n), "i2r", evaluate_sysu, draws,
+                              evaluate_sysu_top_r))
     return tasks
 
 
@@ -72,8 +88,10 @@ def regdb_tasks(items: Sequence[tuple], num_query: int) -> list[Task]:
     """RegDB: visible (items[:num_query]) and thermal test images of the run's split, in both
     directions; one trial per run (the split is the trial)."""
     visible, thermal = np.arange(num_query), np.arange(num_query, len(items))
-    return [Task("visible-thermal", "r2i", regdb_metric, ((visible, thermal),)),
-            Task("thermal-visible", "i2r", regdb_metric, ((thermal, visible),))]
+    return [Task("visible-thermal", "r2i", regdb_metric, ((visible, thermal),),
+                 regdb_top_r_metric),
+            Task("thermal-visible", "i2r", regdb_metric, ((thermal, visible),),
+                 regdb_top_r_metric)]
 
 
 def llcm_tasks(items: Sequence[tuple], num_query: int, trials: int = 10, shots: int = 1,
@@ -98,13 +116,13 @@ def llcm_tasks(items: Sequence[tuple], num_query: int, trials: int = 10, shots: 
                 for t in range(trials)]
 
     ir_to_vis = Task("infrared-visible", "i2r", evaluate_llcm,
-                     tuple((infrared, g) for g in draws(visible)))
+                     tuple((infrared, g) for g in draws(visible)), evaluate_llcm_top_r)
     if vis_to_ir == "semantic":
         vis = Task("visible-infrared", "r2i", evaluate_llcm,
-                   tuple((visible, g) for g in draws(infrared)))
+                   tuple((visible, g) for g in draws(infrared)), evaluate_llcm_top_r)
     else:
         vis = Task("visible-infrared", "i2r", evaluate_llcm,
-                   tuple((q, visible) for q in draws(infrared)))
+                   tuple((q, visible) for q in draws(infrared)), evaluate_llcm_top_r)
     return [vis, ir_to_vis]
 
 
@@ -158,10 +176,17 @@ def trial_distances(distance: Distance, x: np.ndarray, trials) -> Iterator[np.nd
         yield union[np.ix_(np.searchsorted(qs, q), np.searchsorted(gs, g))]
 
 
-def metrics_row(cmc: np.ndarray, mAP: float, mINP: float) -> list[float]:
-    """[R1, R5, R10, R20, mAP, mINP] in percent (CMC read as :func:`cmc_curve` reads it)."""
+def metric_names(top_r: int = 0) -> tuple[str, ...]:
+    """Reported metrics: :data:`METRICS` from full rankings; R1-R20 and ``mAP@<top_r>`` (AP
+    truncated at top_r, no mINP) from top-R lists."""
+    return METRICS if not top_r else tuple(f"R{r}" for r in RANKS) + (f"mAP@{top_r}",)
+
+
+def metrics_row(cmc: np.ndarray, *averages: float) -> list[float]:
+    """[R1, R5, R10, R20, then each average (mAP, mINP; or truncated mAP)] in percent (CMC
+    read as :func:`cmc_curve` reads it)."""
     curve = cmc_curve(cmc, max(RANKS))
-    return [float(curve[r - 1]) for r in RANKS] + [100.0 * mAP, 100.0 * mINP]
+    return [float(curve[r - 1]) for r in RANKS] + [100.0 * a for a in averages]
 
 
 def cmc_curve(cmc: np.ndarray, ranks: int = 20) -> np.ndarray:
@@ -171,11 +196,12 @@ def cmc_curve(cmc: np.ndarray, ranks: int = 20) -> np.ndarray:
     return 100.0 * cmc[np.minimum(np.arange(ranks), len(cmc) - 1)]
 
 
-def summarise(rows: list[list[float]]) -> OrderedDict[str, float]:
+def summarise(rows: list[list[float]], names: tuple[str, ...] = METRICS
+              ) -> OrderedDict[str, float]:
     """Mean and std over trials of each metric: {"R1": mean, "R1_std": std, ...}."""
     values = np.asarray(rows)
     summary: OrderedDict[str, float] = OrderedDict()
-    for j, name in enumerate(METRICS):
+    for j, name in enumerate(names):
         summary[name] = float(values[:, j].mean())
         summary[f"{name}_std"] = float(values[:, j].std())
     return summary
@@ -193,20 +219,64 @@ def run_tasks(features: Callable[[str], np.ndarray], items: Sequence[tuple], tas
         items: (img_path, pid, camid, ...) test items, indexed by the tasks.
         distance: branch -> distance function of that branch (cosine, or a transfer-based one
             that depends on each trial's gallery); see :func:`trial_distances`.
+        curves: filled with {task name: mean (20,) CMC in percent} when given.
     Returns:
         {task name: {"R1": mean, "R1_std": std, ..., "mINP_std": std}} in percent.
     """
-    pids = np.asarray([it[1] for it in items])
-    cams = np.asarray([it[2] for it in items])
+    pids, cams = _labels(items)
+
+    def scores(task: Task) -> Iterator[tuple]:
+        x = features(task.branch)
+        for (q, g), dist in zip(task.trials, trial_distances(distance(task.branch), x,
+                                                              task.trials)):
+            yield task.metric(dist, pids[q], pids[g], cams[q], cams[g])
+    return _summarise_tasks(tasks, scores, METRICS, curves)
+
+
+def run_tasks_top_r(features: Callable[[str], np.ndarray], items: Sequence[tuple],
+                    tasks: list[Task], retrieval: Callable[[str], Retrieval], top_r: int,
+                    curves: dict[str, np.ndarray] | None = None,
+                    ) -> OrderedDict[str, OrderedDict[str, float]]:
+    """Score every task over its trials from each query's top-`top_r` gallery lists
+    (`Task.top_r_metric`): the same CMC as :func:`run_tasks` (ties aside), AP truncated at
+    `top_r`, no (Q, G) distance matrix.
+
+    Args:
+        features, items, curves: as :func:`run_tasks`.
+        retrieval: branch -> (trial queries, trial gallery) -> search of that trial (after the
+            branch's transfer, for a CIFT model).
+        top_r: ranked gallery images per query, >= 1.
+    Returns:
+        {task name: {"R1": mean, "R1_std": std, ..., "mAP@<top_r>_std": std}} in percent.
+    """
+    pids, cams = _labels(items)
+
+    def scores(task: Task) -> Iterator[tuple]:
+        if task.top_r_metric is None:
+            raise ValueError(f"task {task.name!r} has no ranked-list metric")
+        x, retrieve = features(task.branch), retrieval(task.branch)
+        for q, g in task.trials:
+            yield task.top_r_metric(retrieve(x[q], x[g]), top_r, pids[q], pids[g], cams[q],
+                                    cams[g])
+    return _summarise_tasks(tasks, scores, metric_names(top_r), curves)
+
+
+def _labels(items: Sequence[tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """Identities and cameras of (img_path, pid, camid, ...) items."""
+    return np.asarray([it[1] for it in items]), np.asarray([it[2] for it in items])
+
+
+def _summarise_tasks(tasks: list[Task], scores: Callable[[Task], Iterator[tuple]],
+                     names: tuple[str, ...], curves: dict[str, np.ndarray] | None
+                     ) -> OrderedDict[str, OrderedDict[str, float]]:
+    """Mean and std of each task's per-trial (cmc, averages...) scores, and its mean CMC."""
     results: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()
     for task in tasks:
-        x, dist_fn = features(task.branch), distance(task.branch)
         rows, task_curves = [], []
-        for (q, g), dist in zip(task.trials, trial_distances(dist_fn, x, task.trials)):
-            cmc, mAP, mINP = task.metric(dist, pids[q], pids[g], cams[q], cams[g])
-            rows.append(metrics_row(cmc, mAP, mINP))
+        for cmc, *averages in scores(task):
+            rows.append(metrics_row(cmc, *averages))
             task_curves.append(cmc_curve(cmc))
-        results[task.name] = summarise(rows)
+        results[task.name] = summarise(rows, names)
         if curves is not None:
             curves[task.name] = np.mean(task_curves, axis=0)
     return results

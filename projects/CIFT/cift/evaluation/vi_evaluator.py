@@ -12,7 +12,8 @@ from fastreid.evaluation.evaluator import DatasetEvaluator
 from fastreid.utils import comm
 
 from .rerank import k_reciprocal_distance
-from .tasks import Task, cosine_distance, run_tasks
+from .retrieval import check_retrieval, feature_search
+from .tasks import Retrieval, Task, cosine_distance, run_tasks, run_tasks_top_r
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,17 @@ def protocol_distance(transfer: GraphTransfer | None = None, branch: str = "",
     return distance
 
 
+def protocol_retrieval(transfer: GraphTransfer | None = None, branch: str = "",
+                       backend: str = "torch") -> Retrieval:
+    """(queries, gallery) -> top-R search of one trial: cosine similarity, after the test-time
+    transfer of `branch` when `transfer` is given (TEST.RETRIEVAL)."""
+    def retrieval(queries: np.ndarray, gallery: np.ndarray):
+        if transfer is not None:
+            gallery, queries = transfer(gallery, queries, branch)
+        return feature_search(queries, gallery, backend)
+    return retrieval
+
+
 class VIEvaluator(DatasetEvaluator):
     """Collects the features of every test image once, then scores the protocol's tasks (each
     setting or direction, over its trials) and reports mean and std of R1/R5/R10/R20/mAP/mINP.
@@ -49,13 +61,15 @@ class VIEvaluator(DatasetEvaluator):
     to its metrics. Features (N, 2, d) (CIFT: r2i and i2r BNNeck features) are reported twice,
     as "CIFT" (each trial's [gallery ; queries] graph transferred by `transfer` with the branch
     of the task's query modality) and "CIFT†" (the same branch, no transfer). With
-    TEST.RERANK.ENABLED, every distance is k-reciprocal re-ranked afterwards. `metric`
-    (TEST.MAIN_METRIC, of CIFT for a CIFT model) is what fastreid's checkpointer uses to keep
-    `model_best`.
+    TEST.RERANK.ENABLED, every distance is k-reciprocal re-ranked afterwards. With
+    TEST.RETRIEVAL.TOP_R = R > 0, each trial is scored from each query's R nearest gallery
+    images instead (R1-R20 and mAP@R, see `run_tasks_top_r`). `metric` (TEST.MAIN_METRIC, of
+    CIFT for a CIFT model) is what fastreid's checkpointer uses to keep `model_best`.
     """
 
     def __init__(self, cfg, items: list[tuple], tasks: list[Task],
                  transfer: GraphTransfer | None = None):
+        self.top_r = check_retrieval(cfg)
         self.cfg = cfg
         self.items = list(items)
         self.tasks = tasks
@@ -96,14 +110,21 @@ class VIEvaluator(DatasetEvaluator):
         feats = feats[[row[it[0]] for it in self.items]]
         r = self.cfg.TEST.RERANK
         rerank = dict(k1=r.K1, k2=r.K2, lambda_value=r.LAMBDA) if r.ENABLED else None
+        backend = self.cfg.TEST.RETRIEVAL.BACKEND
 
-        def plain(branch: str):
-            return protocol_distance(rerank=rerank)
+        def score(features, transfer: GraphTransfer | None, curves: dict) -> OrderedDict:
+            if self.top_r:
+                return run_tasks_top_r(
+                    features, self.items, self.tasks,
+                    lambda branch: protocol_retrieval(transfer, branch, backend), self.top_r,
+                    curves=curves)
+            return run_tasks(features, self.items, self.tasks,
+                             lambda branch: protocol_distance(transfer, branch, rerank),
+                             curves=curves)
 
         self.cmc_curves = {}
         if feats.ndim == 2:
-            results = main = run_tasks(lambda branch: feats, self.items, self.tasks, plain,
-                                       curves=self.cmc_curves)
+            results = main = score(lambda branch: feats, None, self.cmc_curves)
         else:
             if self.transfer is None:
                 raise ValueError("graph-branch features (N, 2, d) need a test-time transfer")
@@ -113,12 +134,8 @@ class VIEvaluator(DatasetEvaluator):
 
             results = OrderedDict()
             transferred, bnneck = {}, {}
-            results[TRANSFERRED] = main = run_tasks(
-                branch_feats, self.items, self.tasks,
-                lambda branch: protocol_distance(self.transfer, branch, rerank),
-                curves=transferred)
-            results[BNNECK_ONLY] = run_tasks(branch_feats, self.items, self.tasks, plain,
-                                             curves=bnneck)
+            results[TRANSFERRED] = main = score(branch_feats, self.transfer, transferred)
+            results[BNNECK_ONLY] = score(branch_feats, None, bnneck)
             for method, curves in ((TRANSFERRED, transferred), (BNNECK_ONLY, bnneck)):
                 self.cmc_curves.update({f"{method} {k}": v for k, v in curves.items()})
         results["metric"] = main_metric(main, self.cfg.TEST.MAIN_METRIC)
@@ -126,9 +143,15 @@ class VIEvaluator(DatasetEvaluator):
 
 
 def main_metric(results: dict, key: str) -> float:
-    """The value TEST.MAIN_METRIC ("<task>/<metric>", or "" for the first task's mAP) names."""
-    task, _, name = key.partition("/") if key else (next(iter(results)), "/", "mAP")
+    """The value TEST.MAIN_METRIC ("<task>/<metric>", or "" for the first task's mAP, or its
+    mAP@R with TEST.RETRIEVAL) names."""
+    if key:
+        task, _, name = key.partition("/")
+    else:
+        task = next(iter(results))
+        name = next(m for m in results[task] if m == "mAP" or m.startswith("mAP@"))
     if task not in results or name not in results[task]:
+        metrics = [m for m in next(iter(results.values())) if not m.endswith("_std")]
         raise KeyError(f"TEST.MAIN_METRIC {key!r}: not among the reported tasks "
-                       f"{list(results)} and metrics")
+                       f"{list(results)} and metrics {metrics}")
     return results[task][name]

@@ -8,6 +8,7 @@ import numbers
 import torch
 
 __all__ = [
+    "SEARCH_BACKENDS",
     "TRAINING_MODES",
     "affinity",
     "gft_affinity",
@@ -31,6 +32,9 @@ DEFAULT_TAU_GFT = DEFAULT_TAU_HOM
 
 # Which half of the training batch plays the query: r2i = visible queries, i2r = infrared ones.
 TRAINING_MODES = ("r2i", "i2r")
+
+# Neighbour searches of nearest_neighbours (and the configs that choose one).
+SEARCH_BACKENDS = ("torch", "faiss")
 
 # Floor on feature norms before dividing, as torch.nn.functional.normalize does.
 _NORM_FLOOR = 1e-12
@@ -345,7 +349,7 @@ def nearest_neighbours(queries: torch.Tensor, base: torch.Tensor, n: int, block:
     if backend == "faiss":
         return _faiss_search(q_unit, b_unit, n)
     if backend != "torch":
-        raise ValueError(f"unknown search backend {backend!r}; known: torch, faiss")
+        raise ValueError(f"unknown search backend {backend!r}; known: {', '.join(SEARCH_BACKENDS)}")
     sims, idx = [], []
     for start in range(0, q_unit.shape[0], block):
         s, i = (q_unit[start:start + block] @ b_unit.T).topk(n, dim=1)

@@ -15,6 +15,7 @@ from torch import nn
 from ...errors import check_choice
 from ..counterfactual import CounterfactualRelation, counterfactual_effect
 from ..graph import (
+    SEARCH_BACKENDS,
     affinity,
     sparse_transfer_gallery_queries,
     training_query_mask,
@@ -28,7 +29,6 @@ BRANCHES = ("r2i", "i2r")
 GRAPHS = ("h2ft", "gft")
 PROJECTIONS = ("identity", "linear")
 TRANSFER_MODES = ("auto", "dense", "sparse")
-SEARCH_BACKENDS = ("torch", "faiss")
 
 
 def graph_settings_from_config(cfg) -> dict[str, Any]:

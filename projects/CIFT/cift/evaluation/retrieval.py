@@ -1,0 +1,59 @@
+"""Top-R retrieval for the protocols (TEST.RETRIEVAL): each query's nearest gallery images from
+features, by blocked torch matmul + topk or a faiss index, without a (Q, G) distance matrix."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+from ..errors import CiftInputError, check_choice
+from ..modeling.graph import SEARCH_BACKENDS, nearest_neighbours
+from .protocols import Search
+
+
+def check_retrieval(cfg) -> int:
+    """TEST.RETRIEVAL checked against the rest of the config; returns TOP_R (0 = off)."""
+    r = cfg.TEST.RETRIEVAL
+    check_choice("TEST.RETRIEVAL.BACKEND", r.BACKEND, SEARCH_BACKENDS)
+    if isinstance(r.TOP_R, bool) or not isinstance(r.TOP_R, numbers.Integral) or r.TOP_R < 0:
+        raise CiftInputError(f"TEST.RETRIEVAL.TOP_R {r.TOP_R!r}: expected an int >= 0 "
+                             "(0 ranks the whole gallery)")
+    if r.TOP_R and cfg.TEST.RERANK.ENABLED:
+        raise CiftInputError("TEST.RETRIEVAL.TOP_R > 0 with TEST.RERANK.ENABLED: re-ranking "
+                             "needs the whole distance matrix; set TOP_R 0 or disable RERANK")
+    return int(r.TOP_R)
+
+
+def feature_search(queries: np.ndarray, gallery: np.ndarray, backend: str = "torch") -> Search:
+    """The protocols' search (``protocols.Search``) over cosine similarity of features.
+
+    Args:
+        queries: (Q, d) query features. gallery: (G, d) gallery features.
+        backend: "torch" (blocked matmul + topk, on the GPU when there is one) or "faiss"
+            (IndexFlatIP, on the GPU when faiss has one).
+    Returns:
+        search(rows, columns, n) -> (len(rows), min(n, candidates)) int64 gallery indices
+        (into ``columns`` when given), most similar first.
+    """
+    device = "cuda" if torch.cuda.is_available() and backend == "torch" else "cpu"
+    q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)).to(device)
+    g = torch.from_numpy(np.ascontiguousarray(gallery, dtype=np.float32)).to(device)
+
+    subset: dict = {}  # the last candidate subset: the protocols reuse one per query group
+
+    def candidates(columns: np.ndarray | None) -> torch.Tensor:
+        if columns is None:
+            return g
+        columns = np.asarray(columns)
+        if "columns" not in subset or not np.array_equal(subset["columns"], columns):
+            subset.update(columns=columns, base=g[torch.from_numpy(columns).to(device)])
+        return subset["base"]
+
+    def search(rows: np.ndarray, columns: np.ndarray | None, n: int) -> np.ndarray:
+        base = candidates(columns)
+        rows_t = torch.from_numpy(np.asarray(rows)).to(device)
+        _, idx = nearest_neighbours(q[rows_t], base, n, backend=backend)
+        return idx.cpu().numpy()
+
+    return search
