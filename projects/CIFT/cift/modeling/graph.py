@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import torch
 
@@ -485,9 +486,13 @@ def _self_similarity(keys: torch.Tensor) -> torch.Tensor:
 
 def _weighted_rows(weights: torch.Tensor, idx: torch.Tensor, values: torch.Tensor
                    ) -> torch.Tensor:
-    """sum_j weights[:, j] * values[idx[:, j]]: (n, m), (n, m), (V, d) -> (n, d), one neighbour
-    column at a time so that no (n, m, d) tensor is formed."""
-    out = values.new_zeros(weights.shape[0], values.shape[1])
-    for j in range(weights.shape[1]):
-        out += weights[:, j:j + 1] * values[idx[:, j]]
-    return out
+    """sum_j weights[:, j] * values[idx[:, j]]: (n, m), (n, m), (V, d) -> (n, d), as one sparse
+    (n, V) CSR matrix with m entries per row times ``values``, so that no (n, m, d) tensor is
+    formed."""
+    n, m = weights.shape
+    crow = torch.arange(0, n * m + 1, m, device=weights.device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        rows = torch.sparse_csr_tensor(crow, idx.reshape(-1), weights.reshape(-1),
+                                       size=(n, values.shape[0]), check_invariants=False)
+    return rows @ values
