@@ -3,7 +3,10 @@
 features at the real sizes: 3,803 infrared queries; galleries of 301 / 3,010 (all-search
 single / multi-shot) and 112 / 1,120 (indoor) images drawn from a 96-identity visible pool.
 
-    .venv/bin/python bench/protocol.py [--dim 2048] [--transfer dense|sparse]
+    .venv/bin/python bench/protocol.py [--dim 2048] [--transfer dense|sparse] [--top-r R]
+
+With --top-r R the trials are scored from each query's R nearest gallery images
+(TEST.RETRIEVAL.TOP_R) instead of full distance matrices.
 """
 import argparse
 import resource
@@ -17,8 +20,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "projects" / "CIFT"))
 
-from cift.evaluation.tasks import run_tasks, sysu_tasks  # noqa: E402
-from cift.evaluation.vi_evaluator import protocol_distance  # noqa: E402
+from cift.evaluation.tasks import run_tasks, run_tasks_top_r, sysu_tasks  # noqa: E402
+from cift.evaluation.vi_evaluator import protocol_distance, protocol_retrieval  # noqa: E402
 from cift.modeling.graph import (  # noqa: E402
     sparse_transfer_gallery_queries,
     transfer_gallery_queries,
@@ -42,6 +45,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--transfer", choices=["dense", "sparse"], default="sparse")
+    parser.add_argument("--top-r", type=int, default=0, help="score from top-R lists (0: off)")
+    parser.add_argument("--backend", choices=["torch", "faiss"], default="torch",
+                        help="search of the top-R lists")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     items, num_query = sysu_sized_items(rng)
@@ -57,16 +63,23 @@ def main() -> None:
         g, q = fn(torch.from_numpy(gallery), torch.from_numpy(queries))
         return g.numpy(), q.numpy()
 
+    def score(transfer_fn):
+        if args.top_r:
+            return run_tasks_top_r(lambda b: feats, items, tasks, lambda b: protocol_retrieval(
+                transfer_fn, b, args.backend), args.top_r)
+        return run_tasks(lambda b: feats, items, tasks,
+                         lambda b: protocol_distance(transfer_fn, b))
+
     sizes = {t.name: len(t.trials[0][1]) for t in tasks}
     start = time.perf_counter()
-    cift = run_tasks(lambda b: feats, items, tasks, lambda b: protocol_distance(transfer, b))
+    cift = score(transfer)
     t_cift = time.perf_counter() - start
     start = time.perf_counter()
-    plain = run_tasks(lambda b: feats, items, tasks, lambda b: protocol_distance())
+    plain = score(None)
     t_plain = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"queries={num_query} gallery sizes={sizes} dim={args.dim} transfer={args.transfer} "
-          f"threads={torch.get_num_threads()}")
+          f"top_r={args.top_r or 'off'} threads={torch.get_num_threads()}")
     print(f"gallery draws {t_draws:.1f} s | CIFT (transfer + protocol) {t_cift:.1f} s | "
           f"CIFT† (protocol) {t_plain:.1f} s | total {t_draws + t_cift + t_plain:.1f} s | "
           f"peak RSS {rss:.0f} MiB")

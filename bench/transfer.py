@@ -4,13 +4,17 @@ neighbour-list (sparse) one, at Q+G = 7k, 20k and 100k nodes (half queries, half
 
     .venv/bin/python bench/transfer.py [--sizes 7000 20000 100000] [--dim 2048]
 
-Each measurement runs in its own process so that its peak RSS is its own; the dense graph is
-skipped where its (Q+G)^2 float32 matrices cannot fit in this machine's memory.
+Each measurement runs in its own process so that its peak RSS is its own, after a small warm-up
+call (library start-up is not timed). Dense and sparse alternate for --rounds rounds (one above
+20k nodes), so that a shared machine's changing speed touches both alike; each round's ratio
+and their median are printed. The dense graph is skipped where its (Q+G)^2 float32 matrices
+cannot fit in this machine's memory.
 """
 import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -28,19 +32,24 @@ DENSE_MATRICES = 4
 def measure(n: int, dim: int, method: str, backend: str) -> dict:
     from cift.modeling.graph import sparse_transfer_gallery_queries, transfer
 
+    def run(g: torch.Tensor, q: torch.Tensor) -> None:
+        if method == "dense":
+            is_query = torch.arange(g.shape[0] + q.shape[0], device=g.device) >= g.shape[0]
+            transfer(torch.cat([g, q]), is_query)
+        else:
+            sparse_transfer_gallery_queries(g, q, backend=backend)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
     torch.manual_seed(0)
-    g, q = torch.randn(n // 2, dim), torch.randn(n - n // 2, dim)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    run(torch.randn(64, dim, device=device), torch.randn(64, dim, device=device))  # warm-up
+    g = torch.randn(n // 2, dim, device=device)
+    q = torch.randn(n - n // 2, dim, device=device)
     if torch.cuda.is_available():
-        g, q = g.cuda(), q.cuda()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    if method == "dense":
-        is_query = torch.arange(n, device=g.device) >= g.shape[0]
-        transfer(torch.cat([g, q]), is_query)
-    else:
-        sparse_transfer_gallery_queries(g, q, backend=backend)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    run(g, q)
     out = {"seconds": time.perf_counter() - start,
            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if torch.cuda.is_available():
@@ -53,6 +62,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[7000, 20000, 100000])
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--backend", default="torch", choices=["torch", "faiss"])
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating dense/sparse rounds per size (one above 20k nodes)")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # child: N METHOD
     args = parser.parse_args()
     if args.one:
@@ -63,19 +74,30 @@ def main() -> None:
           f"device={'cuda' if torch.cuda.is_available() else 'cpu'} "
           f"memory={memory / 2**30:.0f} GiB")
     for n in args.sizes:
-        row = {}
-        for method in ("dense", "sparse"):
-            if method == "dense" and DENSE_MATRICES * 4 * n * n > 0.8 * memory:
-                row[method] = "skipped: (Q+G)^2 matrices do not fit"
-                continue
-            cmd = [sys.executable, __file__, "--one", str(n), method, "--dim", str(args.dim),
-                   "--backend", args.backend]
-            row[method] = json.loads(subprocess.run(cmd, capture_output=True, text=True,
-                                                    check=True).stdout)
-        speedup = ""
-        if all(isinstance(v, dict) for v in row.values()):
-            speedup = f"  speed-up {row['dense']['seconds'] / row['sparse']['seconds']:.1f}x"
-        print(f"Q+G={n}: {json.dumps(row)}{speedup}", flush=True)
+        methods = ["dense", "sparse"]
+        skipped = DENSE_MATRICES * 4 * n * n > 0.8 * memory
+        if skipped:
+            methods.remove("dense")
+        runs: dict[str, list[dict]] = {m: [] for m in methods}
+        for _ in range(args.rounds if n <= 20_000 else 1):
+            for method in methods:
+                cmd = [sys.executable, __file__, "--one", str(n), method, "--dim", str(args.dim),
+                       "--backend", args.backend]
+                runs[method].append(json.loads(subprocess.run(
+                    cmd, capture_output=True, text=True, check=True).stdout))
+        row: dict = {m: {"seconds": [round(r["seconds"], 2) for r in rs],
+                         "peak_rss_mib": round(max(r["peak_rss_mib"] for r in rs)),
+                         **({"cuda_max_allocated_mib": round(max(
+                             r["cuda_max_allocated_mib"] for r in rs))}
+                            if "cuda_max_allocated_mib" in rs[0] else {})}
+                     for m, rs in runs.items()}
+        if skipped:
+            row["dense"] = "skipped: (Q+G)^2 matrices do not fit"
+        else:
+            ratios = [d["seconds"] / s["seconds"] for d, s in zip(runs["dense"], runs["sparse"])]
+            row["speed-up per round"] = [round(r, 1) for r in ratios]
+            row["median speed-up"] = round(statistics.median(ratios), 1)
+        print(f"Q+G={n}: {json.dumps(row)}", flush=True)
 
 
 if __name__ == "__main__":
