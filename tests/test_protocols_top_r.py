@@ -116,7 +116,9 @@ def test_llcm_cmc_equals_the_full_ranking(top_r):
                                      g_cams)
     most_dropped = max(np.sum((g_pids == p) & (g_cams == c)) for p, c in zip(q_pids, q_cams))
     if top_r >= most_dropped:
+        # one search for every (identity, camera) group, not one per group
         assert all(columns is None for _, columns, _ in calls)
+        assert calls[0][0] == 120 and all(rows < 120 for rows, _, _ in calls[1:])
     full_cmc, full_map, _ = evaluate_llcm(dist, q_pids, g_pids, q_cams, g_cams)
     np.testing.assert_array_equal(cmc, full_cmc)
     want = reference_truncated_ap(
@@ -125,6 +127,23 @@ def test_llcm_cmc_equals_the_full_ranking(top_r):
     assert map_r == pytest.approx(want, abs=1e-12)
     if top_r >= g_pids.size:
         assert map_r == pytest.approx(full_map, abs=1e-12)
+
+
+def test_queries_that_keep_no_gallery_image_are_skipped_as_in_the_full_ranking():
+    # SYSU: every gallery image is from camera 2, so the camera-3 query keeps none.
+    dist = np.array([[0.1, 0.2], [0.3, 0.4]])
+    args = ([0, 0], [0, 1], [3, 6], [2, 2])
+    cmc, map_r = evaluate_sysu_top_r(matrix_search(dist), 5, *args)
+    full_cmc, full_map, _ = evaluate_sysu(dist, *args)
+    np.testing.assert_array_equal(cmc, full_cmc)
+    assert map_r == pytest.approx(full_map)
+    # LLCM: the first query's only gallery image is its own identity's, from its own camera.
+    dist = np.array([[0.5], [0.2]])
+    args = ([7, 7], [7], [1, 2], [1])
+    cmc, map_r = evaluate_llcm_top_r(matrix_search(dist), 3, *args)
+    full_cmc, full_map, _ = evaluate_llcm(dist, *args)
+    np.testing.assert_array_equal(cmc, full_cmc)
+    assert map_r == pytest.approx(full_map)
 
 
 @pytest.mark.parametrize("top_r", [0, -1, 2.5, True])

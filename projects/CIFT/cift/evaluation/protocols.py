@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -533,8 +534,8 @@ def _evaluate_top_r(
     max_rank: int,
     identity_cmc: bool,
 ) -> tuple[np.ndarray, float]:
-    """CMC and truncated mAP from ranked lists, the queries searched group by group (arguments
-    as :func:`_evaluate`, plus the search and the list length)."""
+    """CMC and truncated mAP from ranked lists (arguments as :func:`_evaluate`, plus the search
+    and the list length)."""
     num_q, num_g = q_pids.size, g_pids.size
     g_unique, g_labels = np.unique(g_pids, return_inverse=True)
     g_labels = g_labels.reshape(-1)
@@ -547,6 +548,7 @@ def _evaluate_top_r(
     # 0-based rank of the first match (see identity_cmc); num_g when it is beyond every list
     rank = np.full(num_q, num_g, dtype=np.int64)
     lengths = set()
+    plans = []
     for rows, keep in groups:
         if rows.size == 0:
             continue
@@ -557,30 +559,66 @@ def _evaluate_top_r(
         lengths.add(length)
         num_rel = np.where(q_labels[rows] >= 0, counts[np.maximum(q_labels[rows], 0)], 0)
         valid[rows] = num_rel > 0
-        for start in range(0, rows.size, _BLOCK):
-            block, rel = rows[start : start + _BLOCK], num_rel[start : start + _BLOCK]
-            order = _kept_lists(search, block, keep, min(top_r, kept), num_g)
-            matches = g_pids[order] == q_pids[block, None]
-            hits = matches.cumsum(1)
-            ap[block] = np.where(rel > 0, (hits / np.arange(1.0, order.shape[1] + 1.0) * matches
-                                           ).sum(1) / np.maximum(rel, 1), 0.0)
-            # Rows whose list has no match and too few identities (images) for the CMC: deeper.
-            depth, todo = order.shape[1], np.arange(block.size)
-            while True:
-                found, reached = _first_match(order, matches,
-                                              g_labels if identity_cmc else None, num_g)
-                rank[block[todo]] = found
-                more = (rel[todo] > 0) & (found == num_g) & (reached < length)
-                if not more.any() or depth >= kept:
-                    break
-                depth, todo = min(2 * depth, kept), todo[more]
-                order = _kept_lists(search, block[todo], keep, depth, num_g)
-                matches = g_pids[order] == q_pids[block[todo], None]
+        if kept:  # a group that keeps no gallery item has no valid query
+            plans.append(_Plan(rows, keep, kept, length, num_rel))
+
+    for plan, order in zip(plans, _first_lists(search, top_r, plans, num_g)):
+        rows, rel = plan.rows, plan.num_rel
+        matches = g_pids[order] == q_pids[rows, None]
+        hits = matches.cumsum(1)
+        ap[rows] = np.where(rel > 0, (hits / np.arange(1.0, order.shape[1] + 1.0) * matches
+                                      ).sum(1) / np.maximum(rel, 1), 0.0)
+        # Rows whose list has no match and too few identities (images) for the CMC: deeper.
+        depth, todo = order.shape[1], np.arange(rows.size)
+        while True:
+            found, reached = _first_match(order, matches, g_labels if identity_cmc else None,
+                                          num_g)
+            rank[rows[todo]] = found
+            more = (rel[todo] > 0) & (found == num_g) & (reached < plan.length)
+            if not more.any() or depth >= plan.kept:
+                break
+            depth, todo = min(2 * depth, plan.kept), todo[more]
+            order = _kept_lists(search, rows[todo], plan.keep, depth, num_g)
+            matches = g_pids[order] == q_pids[rows[todo], None]
 
     if not valid.any():
         raise ValueError("no query has a matching identity in the gallery")
     hits = valid[:, None] & (rank[:, None] <= np.arange(max(lengths)))
     return hits.sum(0).astype(np.float32) / float(valid.sum()), float(np.mean(ap[valid]))
+
+
+class _Plan(NamedTuple):
+    """A query group to rank: its rows, kept gallery items (mask, or None for all) and their
+    number, its CMC length, and each row's number of matches among the kept items."""
+
+    rows: np.ndarray
+    keep: np.ndarray | None
+    kept: int
+    length: int
+    num_rel: np.ndarray
+
+
+def _first_lists(search: Search, top_r: int, plans: list[_Plan], num_g: int
+                 ) -> list[np.ndarray]:
+    """Each group's (rows, min(top_r, kept)) first lists.
+
+    Groups dropping at most ``top_r`` gallery items share one search of the whole gallery,
+    ``top_r`` + (their largest drop) deep, and each filters out its own dropped items (LLCM has
+    a group per query identity and camera, each dropping a few images); a group dropping more
+    searches only its kept items (SYSU's camera-3 queries drop all of camera 2).
+    """
+    lists: list[np.ndarray | None] = [None] * len(plans)
+    shared = [i for i, plan in enumerate(plans) if num_g - plan.kept <= top_r]
+    for i, plan in enumerate(plans):
+        if i not in shared:
+            lists[i] = _kept_lists(search, plan.rows, plan.keep, min(top_r, plan.kept), num_g)
+    if shared:
+        depth = min(num_g, top_r + max(num_g - plans[i].kept for i in shared))
+        order = search(np.concatenate([plans[i].rows for i in shared]), None, depth)
+        bounds = np.cumsum([0] + [plans[i].rows.size for i in shared])
+        for i, start, stop in zip(shared, bounds[:-1], bounds[1:]):
+            lists[i] = _drop(order[start:stop], plans[i].keep, min(top_r, plans[i].kept))
+    return lists
 
 
 def _kept_lists(search: Search, rows: np.ndarray, keep: np.ndarray | None, n: int, num_g: int
@@ -596,11 +634,18 @@ def _kept_lists(search: Search, rows: np.ndarray, keep: np.ndarray | None, n: in
         return search(rows, None, n)
     dropped = num_g - int(keep.sum())
     if dropped <= n:
-        order = search(rows, None, min(n + dropped, num_g))
-        kept_first = np.argsort(~keep[order], axis=1, kind="stable")[:, :n]
-        return np.take_along_axis(order, kept_first, 1)
+        return _drop(search(rows, None, min(n + dropped, num_g)), keep, n)
     columns = np.flatnonzero(keep)
     return columns[search(rows, columns, n)]
+
+
+def _drop(order: np.ndarray, keep: np.ndarray | None, n: int) -> np.ndarray:
+    """The first n items of each ranked row that ``keep`` marks (None: all), in order; every
+    row must hold at least n of them."""
+    if keep is None:
+        return order[:, :n]
+    kept_first = np.argsort(~keep[order], axis=1, kind="stable")[:, :n]
+    return np.take_along_axis(order, kept_first, 1)
 
 
 def _first_match(order: np.ndarray, matches: np.ndarray, g_labels: np.ndarray | None,
