@@ -79,6 +79,18 @@ def test_self_nearest_neighbours_against_a_full_sort(num, n, block):
     assert torch.equal(faiss_idx, want_idx[:, :kept])
 
 
+def test_weighted_rows_sum_neighbours_through_a_valid_csr_matrix():
+    torch.manual_seed(4)
+    weights, values = torch.rand(6, 3), torch.randn(9, 5)
+    idx = torch.stack([torch.randperm(9)[:3] for _ in range(6)])  # unsorted, as topk gives
+    want = sum(weights[:, j:j + 1] * values[idx[:, j]] for j in range(3))
+    torch.testing.assert_close(graph._weighted_rows(weights, idx, values), want)
+    matrix = graph._neighbour_matrix(weights, idx, 9)
+    columns = matrix.col_indices().reshape(6, 3)
+    assert bool((columns[:, 1:] > columns[:, :-1]).all())  # sorted and distinct per row
+    torch.testing.assert_close(matrix.to_dense(), torch.zeros(6, 9).scatter(1, idx, weights))
+
+
 def cift(*opts: str):
     cfg = load_config(str(ROOT / "configs/Demo/cift_synthetic.yml"),
                       ["MODEL.HEADS.NUM_CLASSES", "5", *opts])

@@ -487,12 +487,17 @@ def _self_similarity(keys: torch.Tensor) -> torch.Tensor:
 def _weighted_rows(weights: torch.Tensor, idx: torch.Tensor, values: torch.Tensor
                    ) -> torch.Tensor:
     """sum_j weights[:, j] * values[idx[:, j]]: (n, m), (n, m), (V, d) -> (n, d), as one sparse
-    (n, V) CSR matrix with m entries per row times ``values``, so that no (n, m, d) tensor is
-    formed."""
+    matmul, so that no (n, m, d) tensor is formed."""
+    return _neighbour_matrix(weights, idx, values.shape[0]) @ values
+
+
+def _neighbour_matrix(weights: torch.Tensor, idx: torch.Tensor, num_cols: int) -> torch.Tensor:
+    """The (n, num_cols) sparse CSR matrix with ``weights[i, j]`` at column ``idx[i, j]``; each
+    row's indices must be distinct (neighbour lists are)."""
     n, m = weights.shape
+    idx, order = idx.sort(dim=1)  # CSR keeps each row's column indices sorted
     crow = torch.arange(0, n * m + 1, m, device=weights.device)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        rows = torch.sparse_csr_tensor(crow, idx.reshape(-1), weights.reshape(-1),
-                                       size=(n, values.shape[0]), check_invariants=False)
-    return rows @ values
+        return torch.sparse_csr_tensor(crow, idx.reshape(-1), weights.gather(1, order).reshape(-1),
+                                       size=(n, num_cols), check_invariants=False)
