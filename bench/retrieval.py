@@ -56,7 +56,7 @@ def measure(args, method: str) -> dict:
                                         q_pids, g_pids, q_cams, g_cams)
     return {"seconds": round(time.perf_counter() - start, 1),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "R1": round(100 * float(cmc[0]), 2), "R20": round(100 * float(cmc[19]), 2),
+            "R1": round(100 * float(cmc[0]), 2), "R20": round(100 * float(cmc[-1]), 2),
             "mAP" if method == "full" else f"mAP@{args.top_r}": round(100 * m_ap, 2),
             "threads": torch.get_num_threads()}
 

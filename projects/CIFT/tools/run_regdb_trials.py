@@ -26,7 +26,7 @@ from cift.errors import CiftInputError, print_input_error  # noqa: E402
 from cift.evaluation.report import (  # noqa: E402
     RESULTS_FILE,
     format_protocol_table,
-    metric_names,
+    reported_metrics,
 )
 
 SUMMARY_FILE = "regdb_trials.json"
@@ -65,7 +65,7 @@ def aggregate(per_trial: dict[int, dict]) -> dict:
         for key, value in first.items():
             if isinstance(value, dict) and "R1" in value:
                 out[key] = {}
-                for name in metric_names(value):
+                for name in reported_metrics(value):
                     values = np.asarray([r[key][name] for r in results])
                     out[key][name] = float(values.mean())
                     out[key][name + "_std"] = float(values.std())

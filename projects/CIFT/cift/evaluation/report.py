@@ -5,11 +5,11 @@ import json
 from pathlib import Path
 
 RESULTS_FILE = "protocol_results.json"
-# compare_table's default columns, where a run reports them (mAP@R: top-R retrieval runs).
-COMPARED = ("R1", "mAP", "mAP@", "mINP")
+# compare_table's default columns where the runs report them, and any mAP@R (top-R retrieval).
+COMPARED = ("R1", "mAP", "mINP")
 
 
-def metric_names(metrics: dict) -> list[str]:
+def reported_metrics(metrics: dict) -> list[str]:
     """The metrics of one setting's results, in order, without their "_std" companions."""
     return [name for name in metrics if not name.endswith("_std")]
 
@@ -29,7 +29,7 @@ def format_protocol_table(results: dict, title: str = "") -> str:
     from tabulate import tabulate
 
     settings = protocol_rows(results)
-    names = metric_names(settings[0][1]) if settings else []
+    names = reported_metrics(settings[0][1]) if settings else []
     rows = [[label] + [f"{m[name]:.2f} ± {m[name + '_std']:.2f}" for name in names]
             for label, m in settings]
     table = tabulate(rows, headers=["setting", *names], tablefmt="pipe")
@@ -63,7 +63,7 @@ def compare_table(runs: dict[str, dict], dataset: str, metrics=None) -> str:
     for name, results in runs.items():
         methods.update(method_rows(name, results[dataset]))
     if metrics is None:
-        reported = [metric_names(m) for rows in methods.values() for m in rows.values()]
+        reported = [reported_metrics(m) for rows in methods.values() for m in rows.values()]
         common = [n for n in (reported or [[]])[0] if all(n in names for names in reported)]
         metrics = [n for n in common if n in COMPARED or n.startswith("mAP@")]
     settings = list(dict.fromkeys(s for rows in methods.values() for s in rows))

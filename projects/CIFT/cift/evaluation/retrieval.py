@@ -25,18 +25,20 @@ def check_retrieval(cfg) -> int:
     return int(r.TOP_R)
 
 
-def feature_search(queries: np.ndarray, gallery: np.ndarray, backend: str = "torch") -> Search:
+def feature_search(queries: np.ndarray, gallery: np.ndarray, backend: str = "torch",
+                   device: str = "cpu") -> Search:
     """The protocols' search (``protocols.Search``) over cosine similarity of features.
 
     Args:
         queries: (Q, d) query features. gallery: (G, d) gallery features.
-        backend: "torch" (blocked matmul + topk, on the GPU when there is one) or "faiss"
-            (IndexFlatIP, on the GPU when faiss has one).
+        backend: "torch" (blocked matmul + topk on ``device``) or "faiss" (IndexFlatIP, on the
+            GPU when faiss has one).
+        device: where the torch backend computes ("cpu", "cuda", ...).
     Returns:
         search(rows, columns, n) -> (len(rows), min(n, candidates)) int64 gallery indices
         (into ``columns`` when given), most similar first.
     """
-    device = "cuda" if torch.cuda.is_available() and backend == "torch" else "cpu"
+    device = device if backend == "torch" else "cpu"
     q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)).to(device)
     g = torch.from_numpy(np.ascontiguousarray(gallery, dtype=np.float32)).to(device)
 

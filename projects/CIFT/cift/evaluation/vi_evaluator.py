@@ -43,13 +43,13 @@ def protocol_distance(transfer: GraphTransfer | None = None, branch: str = "",
 
 
 def protocol_retrieval(transfer: GraphTransfer | None = None, branch: str = "",
-                       backend: str = "torch") -> Retrieval:
+                       backend: str = "torch", device: str = "cpu") -> Retrieval:
     """(queries, gallery) -> top-R search of one trial: cosine similarity, after the test-time
-    transfer of `branch` when `transfer` is given (TEST.RETRIEVAL)."""
+    transfer of `branch` when `transfer` is given (TEST.RETRIEVAL; see `feature_search`)."""
     def retrieval(queries: np.ndarray, gallery: np.ndarray):
         if transfer is not None:
             gallery, queries = transfer(gallery, queries, branch)
-        return feature_search(queries, gallery, backend)
+        return feature_search(queries, gallery, backend, device)
     return retrieval
 
 
@@ -110,13 +110,14 @@ class VIEvaluator(DatasetEvaluator):
         feats = feats[[row[it[0]] for it in self.items]]
         r = self.cfg.TEST.RERANK
         rerank = dict(k1=r.K1, k2=r.K2, lambda_value=r.LAMBDA) if r.ENABLED else None
-        backend = self.cfg.TEST.RETRIEVAL.BACKEND
+        backend, device = self.cfg.TEST.RETRIEVAL.BACKEND, self.cfg.MODEL.DEVICE
 
         def score(features, transfer: GraphTransfer | None, curves: dict) -> OrderedDict:
             if self.top_r:
                 return run_tasks_top_r(
                     features, self.items, self.tasks,
-                    lambda branch: protocol_retrieval(transfer, branch, backend), self.top_r,
+                    lambda branch: protocol_retrieval(transfer, branch, backend, device),
+                    self.top_r,
                     curves=curves)
             return run_tasks(features, self.items, self.tasks,
                              lambda branch: protocol_distance(transfer, branch, rerank),
