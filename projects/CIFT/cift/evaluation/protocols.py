@@ -325,13 +325,19 @@ def _identities_before(labels: np.ndarray, position: np.ndarray) -> np.ndarray:
     Returns:
         (n,) int counts.
     """
+    by_label, first = _first_occurrences(labels)
+    return (first & (by_label < position[:, None])).sum(1)
+
+
+def _first_occurrences(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's positions sorted by label (stable), and which of them is the first occurrence
+    of its label: (n, k) labels -> (n, k) int positions, (n, k) bool."""
     n, k = labels.shape
-    # Positions where an identity occurs for the first time in the ranking.
     by_label = np.argsort(labels, axis=1, kind="stable")
     sorted_labels = np.take_along_axis(labels, by_label, 1)
     first = np.ones((n, k), dtype=bool)
     first[:, 1:] = sorted_labels[:, 1:] != sorted_labels[:, :-1]
-    return (first & (by_label < position[:, None])).sum(1)
+    return by_label, first
 
 
 def sample_sysu_gallery(
@@ -578,7 +584,7 @@ def _evaluate_top_r(
             if not more.any() or depth >= plan.kept:
                 break
             depth, todo = min(2 * depth, plan.kept), todo[more]
-            order = _kept_lists(search, rows[todo], plan.keep, depth, num_g)
+            order = _kept_lists(search, plan, rows[todo], depth, num_g)
             matches = g_pids[order] == q_pids[rows[todo], None]
 
     if not valid.any():
@@ -609,9 +615,8 @@ def _first_lists(search: Search, top_r: int, plans: list[_Plan], num_g: int
     """
     lists: list[np.ndarray | None] = [None] * len(plans)
     shared = [i for i, plan in enumerate(plans) if num_g - plan.kept <= top_r]
-    for i, plan in enumerate(plans):
-        if i not in shared:
-            lists[i] = _kept_lists(search, plan.rows, plan.keep, min(top_r, plan.kept), num_g)
+    for i in set(range(len(plans))) - set(shared):
+        lists[i] = _kept_lists(search, plans[i], plans[i].rows, min(top_r, plans[i].kept), num_g)
     if shared:
         depth = min(num_g, top_r + max(num_g - plans[i].kept for i in shared))
         order = search(np.concatenate([plans[i].rows for i in shared]), None, depth)
@@ -621,21 +626,21 @@ def _first_lists(search: Search, top_r: int, plans: list[_Plan], num_g: int
     return lists
 
 
-def _kept_lists(search: Search, rows: np.ndarray, keep: np.ndarray | None, n: int, num_g: int
+def _kept_lists(search: Search, plan: _Plan, rows: np.ndarray, n: int, num_g: int
                 ) -> np.ndarray:
-    """(len(rows), n) gallery indices: each query's n nearest gallery items among those ``keep``
-    marks (None: all), closest first.
+    """(len(rows), n) gallery indices: each query's (rows of the group ``plan``) n nearest
+    gallery items among those the group keeps, closest first.
 
     When few items are dropped, the whole gallery is searched n + dropped deep and the dropped
     items are filtered out (every row keeps at least n); otherwise only the kept items are
     searched.
     """
-    if keep is None:
+    if plan.keep is None:
         return search(rows, None, n)
-    dropped = num_g - int(keep.sum())
+    dropped = num_g - plan.kept
     if dropped <= n:
-        return _drop(search(rows, None, min(n + dropped, num_g)), keep, n)
-    columns = np.flatnonzero(keep)
+        return _drop(search(rows, None, min(n + dropped, num_g)), plan.keep, n)
+    columns = np.flatnonzero(plan.keep)
     return columns[search(rows, columns, n)]
 
 
@@ -663,11 +668,10 @@ def _first_match(order: np.ndarray, matches: np.ndarray, g_labels: np.ndarray | 
         reached: (n,) distinct identities (images) the row's list holds.
     """
     n, k = order.shape
-    first = np.argmax(matches, axis=1)
-    if g_labels is None:
-        found, reached = first, np.full(n, k)
-    else:
-        labels = g_labels[order]
-        found = _identities_before(labels, first)
-        reached = _identities_before(labels, np.full(n, k))
+    found = np.argmax(matches, axis=1)
+    reached = np.full(n, k)
+    if g_labels is not None:
+        by_label, first = _first_occurrences(g_labels[order])
+        found = (first & (by_label < found[:, None])).sum(1)
+        reached = first.sum(1)
     return np.where(matches.any(1), found, not_found), reached

@@ -240,6 +240,11 @@ def _cosine_similarity(x: torch.Tensor) -> torch.Tensor:
     return gram / norms[..., :, None] / norms[..., None, :]
 
 
+def _unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """(n, d) rows scaled to unit L2 norm (norms floored as torch's normalize does)."""
+    return x / x.norm(dim=1, keepdim=True).clamp_min(_NORM_FLOOR)
+
+
 def _masked_topk_row_normalise(logits: torch.Tensor, allowed: torch.Tensor, k: int) -> torch.Tensor:
     """``D^-1 S'`` from (..., N, N) logits ``s / tau`` and an (N, N) bool mask of allowed entries.
 
@@ -318,11 +323,11 @@ def transfer_gallery_queries(
                                                tau_hom, tau_het)
     no_query = torch.zeros(gallery.shape[0], dtype=torch.bool, device=gallery.device)
     gallery_out = affinity(gallery_keys, no_query, tau_hom=tau_hom, k=k) @ gallery
-    g_unit = gallery_keys / gallery_keys.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    g_unit = _unit_rows(gallery_keys)
     outs = []
     for start in range(0, queries.shape[0], chunk_size):
         q, q_keys = queries[start:start + chunk_size], query_keys[start:start + chunk_size]
-        q_unit = q_keys / q_keys.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        q_unit = _unit_rows(q_keys)
         logits = torch.cat([q_unit @ g_unit.T, _self_similarity(q_keys)], dim=1) / float(tau_het)
         allowed = torch.ones_like(logits, dtype=torch.bool)
         weights = _masked_topk_row_normalise(logits, allowed, k)  # (c, G + 1)
@@ -345,8 +350,7 @@ def nearest_neighbours(queries: torch.Tensor, base: torch.Tensor, n: int, block:
         tuple: (Q, n) similarities, descending, and (Q, n) int64 indices into ``base``.
     """
     n = min(n, base.shape[0])
-    q_unit = queries / queries.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    b_unit = base / base.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    q_unit, b_unit = _unit_rows(queries), _unit_rows(base)
     if backend == "faiss":
         return _faiss_search(q_unit, b_unit, n)
     if backend != "torch":
@@ -383,7 +387,7 @@ def self_nearest_neighbours(x: torch.Tensor, n: int, block: int = 1024,
     if backend != "torch":
         return nearest_neighbours(x, x, n, block, backend)
     num, n = x.shape[0], min(n, x.shape[0])
-    unit = x / x.norm(dim=1, keepdim=True).clamp_min(_NORM_FLOOR)
+    unit = _unit_rows(x)
     sims = unit.new_full((num, n), -math.inf)
     idx = torch.zeros(num, n, dtype=torch.long, device=x.device)
     for i in range(0, num, block):
