@@ -85,12 +85,12 @@ def main() -> None:
                        "--backend", args.backend]
                 runs[method].append(json.loads(subprocess.run(
                     cmd, capture_output=True, text=True, check=True).stdout))
-        row: dict = {m: {"seconds": [round(r["seconds"], 2) for r in rs],
-                         "peak_rss_mib": round(max(r["peak_rss_mib"] for r in rs)),
-                         **({"cuda_max_allocated_mib": round(max(
-                             r["cuda_max_allocated_mib"] for r in rs))}
-                            if "cuda_max_allocated_mib" in rs[0] else {})}
-                     for m, rs in runs.items()}
+        row: dict = {}
+        for method, rs in runs.items():
+            row[method] = {"seconds": [round(r["seconds"], 2) for r in rs]}
+            for key in ("peak_rss_mib", "cuda_max_allocated_mib"):
+                if key in rs[0]:
+                    row[method][key] = round(max(r[key] for r in rs))
         if skipped:
             row["dense"] = "skipped: (Q+G)^2 matrices do not fit"
         else:
