@@ -153,6 +153,25 @@ def add_cift_config(cfg: CN) -> CN:
     _C.DATASETS.SYNTHETIC.VAL_IDS = 8
     # generator seed.
     _C.DATASETS.SYNTHETIC.SEED = 0
+
+    # --- Authors' recipe details (issue 11.4-11.7): transforms, CRI sharing, CMC variant. ---
+    # Resize interpolation of the train and test transforms: "bilinear" (torchvision's default,
+    # the authors' code) or "bicubic" (fastreid's transforms).
+    _C.INPUT.INTERPOLATION = "bilinear"
+    # Random erasing: rectangles tried per image before giving up (the authors: 100;
+    # torchvision's RandomErasing: 10).
+    _C.INPUT.REA.ATTEMPTS = 100
+    # distribution of the erased rectangle's aspect ratio h/w over INPUT.REA.RATIO: "uniform"
+    # (the authors' code) or "log-uniform" (torchvision's RandomErasing).
+    _C.INPUT.REA.RATIO_SAMPLING = "uniform"
+    # CRI: True = one set of counterfactual node parameters (c: B x 1, k: B x d) serves both
+    # graph branches r2i and i2r (the authors' single module); False = one set per branch.
+    _C.MODEL.CIFT.CRI.SHARED = True
+    # CMC of the SYSU-MM01 and LLCM protocols: "identity" (a gallery identity counts once, at
+    # its best rank: AGW/DEEN, the community's tables) or "image" (every gallery image counts:
+    # the CIFT authors' eval()). RegDB's protocol is image-level either way. R1, mAP, mINP are
+    # the same under both.
+    _C.TEST.CMC_MODE = "identity"
     return cfg
 
 

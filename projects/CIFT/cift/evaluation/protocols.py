@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = [
+    "CMC_MODES",
     "LLCM_CAMERAS",
     "SYSU_CAMERAS",
     "SYSU_QUERY_CAMERAS",
@@ -46,6 +47,17 @@ LLCM_CAMERAS = {"visible": (1, 2, 3, 4, 5, 6, 7, 8, 9), "infrared": (1, 2, 4, 5,
 _SAME_PLACE = {3: 2}
 # Query rows ranked per block, to bound memory on large query sets.
 _BLOCK = 1024
+# CMC variants of SYSU-MM01 and LLCM: "identity" counts a gallery identity once, at its first
+# ranked image (the reference code: AGW, DEEN, LLCM); "image" counts every gallery image (the
+# CIFT authors' eval(), RegDB's CMC). R1, AP and INP are the same under both.
+CMC_MODES = ("identity", "image")
+
+
+def _identity_cmc(cmc_mode: str) -> bool:
+    """True for the identity-level CMC; ValueError naming the allowed modes otherwise."""
+    if cmc_mode not in CMC_MODES:
+        raise ValueError(f"cmc_mode must be one of {CMC_MODES}, got {cmc_mode!r}")
+    return cmc_mode == "identity"
 
 
 def evaluate_sysu(
@@ -55,6 +67,7 @@ def evaluate_sysu(
     q_camids: np.ndarray,
     g_camids: np.ndarray,
     max_rank: int = 20,
+    cmc_mode: str = "identity",
 ) -> tuple[np.ndarray, float, float]:
     """SYSU-MM01 CMC, mAP and mINP of a query-gallery distance matrix.
 
@@ -64,6 +77,8 @@ def evaluate_sysu(
     is 1 when the query identity is among the first ``k + 1`` of those. AP (mean precision at
     each correct match) and INP (number of matches / 1-based rank of the last match) use the
     remaining ranking without that de-duplication. Queries without a match are skipped.
+    ``cmc_mode="image"`` gives the CIFT authors' image-level CMC instead: ``cmc[k]`` is 1 when a
+    gallery image of the query identity is among the first ``k + 1`` remaining images.
 
     Args:
         distmat: (num_query, num_gallery) distances, smaller is closer.
@@ -72,7 +87,9 @@ def evaluate_sysu(
         q_camids: (num_query,) query cameras (3 or 6).
         g_camids: (num_gallery,) gallery cameras.
         max_rank: CMC length; like the reference, cut to the number of gallery identities a
-            query keeps when that is smaller (so never longer than the gallery).
+            query keeps when that is smaller (so never longer than the gallery); image-level:
+            cut to the number of gallery images it keeps.
+        cmc_mode: "identity" (default) or "image", see above.
 
     Returns:
         cmc: (max_rank,) float32, fraction of valid queries matched within each rank (shorter
@@ -88,7 +105,7 @@ def evaluate_sysu(
     distmat, q_pids, g_pids = _check_ranking(distmat, q_pids, g_pids, max_rank)
     q_camids, g_camids = _check_cameras(distmat.shape, q_camids, g_camids)
     groups = _sysu_groups(q_camids, g_camids)
-    return _evaluate(distmat, q_pids, g_pids, groups, max_rank, identity_cmc=True)
+    return _evaluate(distmat, q_pids, g_pids, groups, max_rank, _identity_cmc(cmc_mode))
 
 
 def evaluate_regdb(
@@ -130,6 +147,7 @@ def evaluate_llcm(
     q_camids: np.ndarray,
     g_camids: np.ndarray,
     max_rank: int = 20,
+    cmc_mode: str = "identity",
 ) -> tuple[np.ndarray, float, float]:
     """LLCM CMC, mAP and mINP of a query-gallery distance matrix (either direction).
 
@@ -147,6 +165,8 @@ def evaluate_llcm(
         q_camids: (num_query,) query cameras.
         g_camids: (num_gallery,) gallery cameras.
         max_rank: CMC length, cut as in :func:`evaluate_sysu`.
+        cmc_mode: "identity" (default, the reference) or "image" (every gallery image counts,
+            as :func:`evaluate_sysu` with ``cmc_mode="image"``).
 
     Returns:
         cmc, mAP, mINP as :func:`evaluate_sysu`.
@@ -163,7 +183,7 @@ def evaluate_llcm(
     distmat, q_pids, g_pids = _check_ranking(distmat, q_pids, g_pids, max_rank)
     q_camids, g_camids = _check_cameras(distmat.shape, q_camids, g_camids)
     groups = _llcm_groups(q_pids, g_pids, q_camids, g_camids)
-    return _evaluate(distmat, q_pids, g_pids, groups, max_rank, identity_cmc=True)
+    return _evaluate(distmat, q_pids, g_pids, groups, max_rank, _identity_cmc(cmc_mode))
 
 
 # (query rows, kept gallery items or None for all): every query of a group drops the same items.
@@ -259,7 +279,7 @@ def _evaluate(
             kept_labels = g_labels if keep is None else g_labels[keep]
             lengths.add(min(max_rank, np.count_nonzero(np.bincount(kept_labels))))
         else:
-            lengths.add(min(max_rank, num_g))
+            lengths.add(min(max_rank, kept))
         for start in range(0, rows.size, _BLOCK):
             block = rows[start : start + _BLOCK]
             order = indices[block]
@@ -463,6 +483,7 @@ def evaluate_sysu_top_r(
     q_camids: np.ndarray,
     g_camids: np.ndarray,
     max_rank: int = 20,
+    cmc_mode: str = "identity",
 ) -> tuple[np.ndarray, float]:
     """:func:`evaluate_sysu` from each query's ``top_r`` nearest gallery images instead of a
     distance matrix: for large galleries, where only the top of the ranking is needed.
@@ -478,7 +499,7 @@ def evaluate_sysu_top_r(
     Args:
         search: nearest gallery items of queries (see :data:`Search`), e.g. a faiss index.
         top_r: ranked gallery images per query, >= 1.
-        q_pids, g_pids, q_camids, g_camids, max_rank: as :func:`evaluate_sysu`.
+        q_pids, g_pids, q_camids, g_camids, max_rank, cmc_mode: as :func:`evaluate_sysu`.
 
     Returns:
         cmc: as :func:`evaluate_sysu`.
@@ -487,7 +508,8 @@ def evaluate_sysu_top_r(
     q_pids, g_pids = _check_lists(top_r, q_pids, g_pids, max_rank)
     q_camids, g_camids = _check_cameras((q_pids.size, g_pids.size), q_camids, g_camids)
     groups = _sysu_groups(q_camids, g_camids)
-    return _evaluate_top_r(search, top_r, q_pids, g_pids, groups, max_rank, identity_cmc=True)
+    return _evaluate_top_r(search, top_r, q_pids, g_pids, groups, max_rank,
+                           _identity_cmc(cmc_mode))
 
 
 def evaluate_regdb_top_r(
@@ -508,13 +530,16 @@ def evaluate_llcm_top_r(
     q_camids: np.ndarray,
     g_camids: np.ndarray,
     max_rank: int = 20,
+    cmc_mode: str = "identity",
 ) -> tuple[np.ndarray, float]:
     """:func:`evaluate_llcm` (a query drops its identity's images of its camera) from
-    top-``top_r`` lists; CMC and truncated AP as :func:`evaluate_sysu_top_r`."""
+    top-``top_r`` lists; CMC (either ``cmc_mode``) and truncated AP as
+    :func:`evaluate_sysu_top_r`."""
     q_pids, g_pids = _check_lists(top_r, q_pids, g_pids, max_rank)
     q_camids, g_camids = _check_cameras((q_pids.size, g_pids.size), q_camids, g_camids)
     groups = _llcm_groups(q_pids, g_pids, q_camids, g_camids)
-    return _evaluate_top_r(search, top_r, q_pids, g_pids, groups, max_rank, identity_cmc=True)
+    return _evaluate_top_r(search, top_r, q_pids, g_pids, groups, max_rank,
+                           _identity_cmc(cmc_mode))
 
 
 def _check_lists(top_r: int, q_pids: np.ndarray, g_pids: np.ndarray, max_rank: int
@@ -561,7 +586,7 @@ def _evaluate_top_r(
         counts = np.bincount(g_labels if keep is None else g_labels[keep],
                              minlength=g_unique.size)
         kept = int(counts.sum())
-        length = min(max_rank, np.count_nonzero(counts) if identity_cmc else num_g)
+        length = min(max_rank, np.count_nonzero(counts) if identity_cmc else kept)
         lengths.add(length)
         num_rel = np.where(q_labels[rows] >= 0, counts[np.maximum(q_labels[rows], 0)], 0)
         valid[rows] = num_rel > 0

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from ..errors import check_choice
 from .protocols import (
+    CMC_MODES,
     Search,
     evaluate_llcm,
     evaluate_llcm_top_r,
@@ -69,9 +71,12 @@ def regdb_top_r_metric(search, top_r, q_pids, g_pids, q_camids, g_camids):
 
 
 def sysu_tasks(items: Sequence[tuple], num_query: int, modes=("all", "indoor"), shots=(1, 10),
-               trials: int = 10) -> list[Task]:
+               trials: int = 10, cmc_mode: str = "identity") -> list[Task]:
     """SYSU-MM01: infrared queries (items[:num_query]) against galleries drawn per trial from
-    the visible pool (items[num_query:])."""
+    the visible pool (items[num_query:]); CMC identity- or image-level (`cmc_mode`)."""
+    check_choice("TEST.CMC_MODE", cmc_mode, CMC_MODES)
+    metric = partial(evaluate_sysu, cmc_mode=cmc_mode)
+    top_r_metric = partial(evaluate_sysu_top_r, cmc_mode=cmc_mode)
     query = np.arange(num_query)
     pool = list(items[num_query:])
     tasks = []
@@ -79,8 +84,7 @@ def sysu_tasks(items: Sequence[tuple], num_query: int, modes=("all", "indoor"), 
         for n in shots:
             draws = tuple((query, num_query + np.asarray(sample_sysu_gallery(
                 pool, mode=mode, trial=t, shots=n), dtype=int)) for t in range(trials))
-            tasks.append(Task(setting_name(mode, n), "i2r", evaluate_sysu, draws,
-                              evaluate_sysu_top_r))
+            tasks.append(Task(setting_name(mode, n), "i2r", metric, draws, top_r_metric))
     return tasks
 
 
@@ -95,7 +99,7 @@ def regdb_tasks(items: Sequence[tuple], num_query: int) -> list[Task]:
 
 
 def llcm_tasks(items: Sequence[tuple], num_query: int, trials: int = 10, shots: int = 1,
-               vis_to_ir: str = "semantic") -> list[Task]:
+               vis_to_ir: str = "semantic", cmc_mode: str = "identity") -> list[Task]:
     """LLCM: visible (items[:num_query]) and infrared test images, two directions, per trial a
     draw of one image per (identity, camera) of one modality (`sample_llcm_gallery`).
 
@@ -106,8 +110,13 @@ def llcm_tasks(items: Sequence[tuple], num_query: int, trials: int = 10, shots: 
     - "visible-infrared" with `vis_to_ir="reference"`: what the reference script labels "VIS
       to IR" and its published numbers measure: the infrared draw are the *queries*, every
       visible image the gallery; branch i2r (the queries are infrared).
+
+    The CMC is identity-level (the reference) or image-level (`cmc_mode`).
     """
     check_choice("TEST.LLCM.VIS_TO_IR", vis_to_ir, ("semantic", "reference"))
+    check_choice("TEST.CMC_MODE", cmc_mode, CMC_MODES)
+    metric = partial(evaluate_llcm, cmc_mode=cmc_mode)
+    top_r_metric = partial(evaluate_llcm_top_r, cmc_mode=cmc_mode)
     visible, infrared = np.arange(num_query), np.arange(num_query, len(items))
 
     def draws(pool: np.ndarray) -> list[np.ndarray]:
@@ -115,14 +124,14 @@ def llcm_tasks(items: Sequence[tuple], num_query: int, trials: int = 10, shots: 
         return [pool[np.asarray(sample_llcm_gallery(pool_items, trial=t, shots=shots), dtype=int)]
                 for t in range(trials)]
 
-    ir_to_vis = Task("infrared-visible", "i2r", evaluate_llcm,
-                     tuple((infrared, g) for g in draws(visible)), evaluate_llcm_top_r)
+    ir_to_vis = Task("infrared-visible", "i2r", metric,
+                     tuple((infrared, g) for g in draws(visible)), top_r_metric)
     if vis_to_ir == "semantic":
-        vis = Task("visible-infrared", "r2i", evaluate_llcm,
-                   tuple((visible, g) for g in draws(infrared)), evaluate_llcm_top_r)
+        vis = Task("visible-infrared", "r2i", metric,
+                   tuple((visible, g) for g in draws(infrared)), top_r_metric)
     else:
-        vis = Task("visible-infrared", "i2r", evaluate_llcm,
-                   tuple((q, visible) for q in draws(infrared)), evaluate_llcm_top_r)
+        vis = Task("visible-infrared", "i2r", metric,
+                   tuple((q, visible) for q in draws(infrared)), top_r_metric)
     return [vis, ir_to_vis]
 
 
@@ -130,13 +139,16 @@ def build_tasks(cfg, protocol: str, items: Sequence[tuple], num_query: int) -> l
     """The tasks of a data set's protocol ("sysu", "regdb" or "llcm") from the TEST.* keys."""
     if protocol == "sysu":
         s = cfg.TEST.SYSU
-        return sysu_tasks(items, num_query, modes=s.MODES, shots=s.SHOTS, trials=s.TRIALS)
+        return sysu_tasks(items, num_query, modes=s.MODES, shots=s.SHOTS, trials=s.TRIALS,
+                          cmc_mode=cfg.TEST.CMC_MODE)
     if protocol == "regdb":
+        # RegDB's CMC is image-level under either TEST.CMC_MODE (its reference code's)
+        check_choice("TEST.CMC_MODE", cfg.TEST.CMC_MODE, CMC_MODES)
         return regdb_tasks(items, num_query)
     if protocol == "llcm":
         c = cfg.TEST.LLCM
         return llcm_tasks(items, num_query, trials=c.TRIALS, shots=c.SHOTS,
-                          vis_to_ir=c.VIS_TO_IR)
+                          vis_to_ir=c.VIS_TO_IR, cmc_mode=cfg.TEST.CMC_MODE)
     raise ValueError(f"unknown evaluation protocol {protocol!r}; known: sysu, regdb, llcm")
 
 
@@ -286,10 +298,12 @@ def run_sysu_protocol(query_feats: np.ndarray, pool_feats: np.ndarray,
                       query_items: Sequence[tuple], pool_items: Sequence[tuple],
                       modes: Sequence[str] = ("all", "indoor"), shots: Sequence[int] = (1, 10),
                       trials: int = 10, distance: Distance = cosine_distance,
+                      cmc_mode: str = "identity",
                       ) -> OrderedDict[str, OrderedDict[str, float]]:
     """The SYSU-MM01 protocol from query (Q, d) and gallery-pool (P, d) features: every
     (mode, shots) setting over `trials` gallery draws, mean and std of each metric (percent)."""
     items = list(query_items) + list(pool_items)
     feats = np.concatenate([query_feats, pool_feats])
-    tasks = sysu_tasks(items, len(query_items), modes=modes, shots=shots, trials=trials)
+    tasks = sysu_tasks(items, len(query_items), modes=modes, shots=shots, trials=trials,
+                       cmc_mode=cmc_mode)
     return run_tasks(lambda branch: feats, items, tasks, lambda branch: distance)

@@ -52,8 +52,8 @@ class CIFT(VIBaseline):
     `i2r` (graph branches, both every iteration). A graph branch transfers its BNNeck features
     X over the batch graph, Y = A·X, where A is the H2FT affinity (UBS masks: the branch's
     query half sees only the gallery half and itself) or, for the GFT ablation, one graph over
-    all nodes. CRI builds A* from learnable counterfactual node features and classifies the
-    effect Y - E[A*·X]. Losses:
+    all nodes. CRI builds A* from learnable counterfactual node features (one set shared by
+    both branches by default, MODEL.CIFT.CRI.SHARED) and classifies the effect Y - E[A*·X]. Losses:
 
         CE(y_b) + HCC_euc(pool) + HCC_kl(y_b)
         + 1/2 [CE(y_r2i) + CE(y_i2r)] + 1/2 [HCC_kl(y_r2i) + HCC_kl(y_i2r)]
@@ -66,7 +66,8 @@ class CIFT(VIBaseline):
     @configurable
     def __init__(self, *, backbone: nn.Module, heads: nn.ModuleDict, pixel_mean, pixel_std,
                  loss_scales: dict[str, float], graph: str = "h2ft", tau_hom: float = 0.4,
-                 tau_het: float = 0.2, k: int = 4, cri: nn.ModuleDict | None = None,
+                 tau_het: float = 0.2, k: int = 4,
+                 cri: CounterfactualRelation | nn.ModuleDict | None = None,
                  projections: nn.ModuleDict | None = None,
                  test_transfer: dict[str, Any] | None = None):
         super().__init__(backbone=backbone, heads=heads, pixel_mean=pixel_mean,
@@ -86,10 +87,16 @@ class CIFT(VIBaseline):
         d = cfg.MODEL.BACKBONE.FEAT_DIM
         cri = None
         if cfg.MODEL.CIFT.CRI.ENABLED:
-            # CRI has one counterfactual node per position of the per-GPU batch.
+            # CRI has one counterfactual node per position of the per-GPU batch; one set
+            # serves both branches (the authors build a single graph module) unless
+            # MODEL.CIFT.CRI.SHARED is False (one set per branch).
             batch = cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()
-            cri = nn.ModuleDict({b: CounterfactualRelation(batch, d, cfg.MODEL.CIFT.CRI.SAMPLES)
-                                 for b in BRANCHES})
+
+            def relation() -> CounterfactualRelation:
+                return CounterfactualRelation(batch, d, cfg.MODEL.CIFT.CRI.SAMPLES)
+
+            cri = (relation() if cfg.MODEL.CIFT.CRI.SHARED
+                   else nn.ModuleDict({b: relation() for b in BRANCHES}))
         projections = None
         if cfg.MODEL.CIFT.PROJECTION == "linear":
             projections = nn.ModuleDict({b: nn.Linear(d, d, bias=False) for b in BRANCHES})
@@ -100,6 +107,10 @@ class CIFT(VIBaseline):
         return {"backbone": backbone, "heads": heads,
                 "pixel_mean": cfg.MODEL.PIXEL_MEAN, "pixel_std": cfg.MODEL.PIXEL_STD,
                 "loss_scales": scales, "cri": cri, "projections": projections, **settings}
+
+    def counterfactual(self, branch: str) -> CounterfactualRelation:
+        """The CRI module `branch` uses: the shared one, or that branch's own."""
+        return self.cri if isinstance(self.cri, CounterfactualRelation) else self.cri[branch]
 
     def keys(self, x: torch.Tensor, branch: str) -> torch.Tensor:
         """v(x): the features the affinities are computed from (identity by default)."""
@@ -140,8 +151,10 @@ class CIFT(VIBaseline):
             ce.append(F.cross_entropy(logits, pids))
             kl.append(hcc_loss(logits, pids, is_visible, level="kl", margin=s["hcc_kl_margin"]))
             if self.cri is not None:
-                y_cf = self.cri[branch](x, self.graph_query_mask(is_query), tau_hom=self.tau_hom,
-                                        tau_het=self.tau_het, k=self.k)
+                # each call draws its own noise, as the authors' two calls of one module do
+                y_cf = self.counterfactual(branch)(x, self.graph_query_mask(is_query),
+                                                   tau_hom=self.tau_hom, tau_het=self.tau_het,
+                                                   k=self.k)
                 effect_logits = head.classifier(counterfactual_effect(y, y_cf))
                 cri_ce.append(F.cross_entropy(effect_logits, pids))
         losses = {"loss_graph_ce": torch.stack(ce).mean() * s["graph_ce"],
