@@ -11,7 +11,7 @@ from fastreid.solver import build_optimizer
 
 from cift import CiftInputError, load_config
 from cift.evaluation.vi_evaluator import GRAPH_BRANCHES
-from cift.modeling.graph import transfer
+from cift.modeling.graph import training_query_mask, transfer
 from cift.modeling.meta_arch.cift import BRANCHES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,8 +49,8 @@ def test_loss_dict_has_every_term_and_is_finite(model):
 def test_gradients_reach_cri_parameters_and_backbone(model):
     sum(model(batch()).values()).backward()
     for branch in BRANCHES:
-        assert model.cri[branch].mean.grad.abs().sum() > 0
-        assert model.cri[branch].std.grad.abs().sum() > 0
+        assert model.counterfactual(branch).mean.grad.abs().sum() > 0
+        assert model.counterfactual(branch).std.grad.abs().sum() > 0
     conv = next(p for n, p in model.backbone.named_parameters() if "conv1" in n)
     assert conv.grad.abs().sum() > 0
     for name in ("b", *BRANCHES):
@@ -73,13 +73,69 @@ def test_parameter_groups(model):
     lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     base = c.SOLVER.BASE_LR
     for branch in BRANCHES:
-        assert lr_of[id(model.cri[branch].mean)] == pytest.approx(base)
-        assert lr_of[id(model.cri[branch].std)] == pytest.approx(base)
+        assert lr_of[id(model.counterfactual(branch).mean)] == pytest.approx(base)
+        assert lr_of[id(model.counterfactual(branch).std)] == pytest.approx(base)
     for name in ("b", *BRANCHES):
         head = model.heads[name]
         assert lr_of[id(head.classifier.weight)] == pytest.approx(base * c.SOLVER.HEADS_LR_FACTOR)
         assert lr_of[id(head.neck.weight)] == pytest.approx(base * c.SOLVER.HEADS_LR_FACTOR)
         assert id(head.neck.bias) not in lr_of  # frozen at 0
+
+
+def cri_gradients(model, branch_losses):
+    """Gradients of the CRI parameters from the CE of `branch_losses` branches' effects (each
+    branch's noise drawn from its own seed)."""
+    model.zero_grad()
+    inputs = batch()
+    pool = model.pooled_features(inputs)
+    pids, is_visible = inputs["targets"], inputs["is_visible"]
+    total = 0
+    for branch in branch_losses:
+        torch.manual_seed(BRANCHES.index(branch))
+        head = model.heads[branch]
+        is_query = training_query_mask(is_visible, branch)
+        x = head.neck(pool)
+        y = model.branch_affinity(x, is_query, branch) @ x
+        y_cf = model.counterfactual(branch)(x, model.graph_query_mask(is_query), k=model.k)
+        total = total + F.cross_entropy(head.classifier(y - y_cf), pids)
+    total.backward()
+    return {n: p.grad.clone() for n, p in model.cri.named_parameters() if p.grad is not None}
+
+
+def test_cri_parameters_are_shared_by_both_branches(model):
+    """One (c: B x 1, k: B x d) set, as the authors' single graph module; both branches'
+    losses reach it, and the gradient of their sum is the sum of their gradients."""
+    names = {n: tuple(p.shape) for n, p in model.named_parameters() if n.startswith("cri.")}
+    assert names == {"cri.mean": (BATCH, 512), "cri.std": (BATCH, 1)}
+    assert model.counterfactual("r2i") is model.counterfactual("i2r")
+    r2i = cri_gradients(model, ["r2i"])
+    i2r = cri_gradients(model, ["i2r"])
+    both = cri_gradients(model, ["r2i", "i2r"])
+    for n in ("mean", "std"):
+        assert r2i[n].abs().sum() > 0 and i2r[n].abs().sum() > 0
+        torch.testing.assert_close(both[n], r2i[n] + i2r[n])
+
+
+def test_cri_noise_is_drawn_per_branch(model, monkeypatch):
+    """The authors call their module once per branch, each call drawing its own noise."""
+    draws = []
+    relation = model.counterfactual("r2i")
+    original = relation.sample_features
+    monkeypatch.setattr(relation, "sample_features",
+                        lambda: draws.append(original()) or draws[-1])
+    model(batch())
+    assert len(draws) == 2 and not torch.equal(draws[0], draws[1])
+
+
+def test_per_branch_cri_parameters_option():
+    torch.manual_seed(0)
+    model = build_model(cfg("MODEL.CIFT.CRI.SHARED", "False")).train()
+    names = {n for n, _ in model.named_parameters() if n.startswith("cri.")}
+    assert names == {f"cri.{b}.{p}" for b in BRANCHES for p in ("mean", "std")}
+    assert model.counterfactual("r2i") is not model.counterfactual("i2r")
+    sum(model(batch()).values()).backward()
+    for branch in BRANCHES:
+        assert model.cri[branch].mean.grad.abs().sum() > 0
 
 
 def test_batch_of_another_size_is_refused(model):

@@ -154,8 +154,21 @@ def test_parameters_inference_never_reads_only_warn(checkpoint, caplog):
                              "32"])
     with caplog.at_level(logging.WARNING):
         loaded = load_inference_model(cfg)
-    assert "cri.r2i.mean" in caplog.text
+    assert "cri.mean" in caplog.text
     assert loaded.cfg.MODEL.HEADS.NUM_CLASSES == 6 and not loaded.model.training
+
+
+def test_per_branch_cri_checkpoint_evaluates_with_shared_cri(tmp_path):
+    """A checkpoint trained with MODEL.CIFT.CRI.SHARED False (cri.r2i.*, cri.i2r.*) loads
+    strictly into today's shared-CRI model: inference never reads CRI."""
+    old = tiny(CIFT, "MODEL.CIFT.CRI.SHARED", "False")
+    AtomicCheckpointer(old, str(tmp_path)).save("per_branch")
+    shared = tiny(CIFT)
+    checkpointer = AtomicCheckpointer(shared, strict=True)
+    checkpointer.load(str(tmp_path / "per_branch.pth"))
+    assert "cri.r2i.mean" in checkpointer.loaded_state and "cri.mean" in shared.state_dict()
+    assert all(torch.equal(v, old.state_dict()[k]) for k, v in shared.state_dict().items()
+               if not k.startswith("cri."))
 
 
 def test_inference_needs_weights(tmp_path):
