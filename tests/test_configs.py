@@ -146,3 +146,18 @@ def test_config_source_was_parsed() -> None:
 @pytest.mark.parametrize("line, key", ADDED, ids=[k for _, k in ADDED])
 def test_key_has_a_comment_above(line: int, key: str) -> None:
     assert is_documented(line), f"config.py:{line + 1}: no comment directly above _C.{key}"
+
+
+PAPER_CONFIGS = [p for p in LEAF_CONFIGS if p.parent.name != "Demo"]
+
+
+@pytest.mark.parametrize("path", PAPER_CONFIGS, ids=config_id)
+def test_paper_configs_are_reproducible_and_use_the_authors_recipe(path: Path) -> None:
+    """Issue 11.8 and 11.4-11.7: fixed seed 0 (the authors' set_seed(0)), no cuDNN autotuning;
+    bilinear resize, the authors' erasing, shared CRI parameters, torchvision's stem."""
+    cfg = cift.load_config(str(path))
+    assert cfg.SEED == 0 and cfg.CUDNN_BENCHMARK is False
+    assert cfg.INPUT.INTERPOLATION == "bilinear"
+    assert (cfg.INPUT.REA.RATIO_SAMPLING, cfg.INPUT.REA.ATTEMPTS) == ("uniform", 100)
+    assert cfg.MODEL.CIFT.CRI.SHARED is True
+    assert cfg.TEST.CMC_MODE == "identity"
