@@ -161,3 +161,5 @@ def test_paper_configs_are_reproducible_and_use_the_authors_recipe(path: Path) -
     assert (cfg.INPUT.REA.RATIO_SAMPLING, cfg.INPUT.REA.ATTEMPTS) == ("uniform", 100)
     assert cfg.MODEL.CIFT.CRI.SHARED is True
     assert cfg.TEST.CMC_MODE == "identity"
+    assert cfg.MODEL.BACKBONE.NAME == "build_torchvision_resnet_backbone"
+    assert cfg.MODEL.BACKBONE.PRETRAIN is True and cfg.MODEL.BACKBONE.LAST_STRIDE == 1

@@ -14,6 +14,7 @@ from ..config import load_config
 from ..data.build import load_dataset
 from ..errors import CiftInputError
 from ..evaluation.retrieval import check_retrieval
+from .recipe_checks import check_recipe_inputs
 
 
 def check_inputs(cfg, eval_only: bool = False) -> None:
@@ -32,6 +33,7 @@ def check_inputs(cfg, eval_only: bool = False) -> None:
     names = list(cfg.DATASETS.TESTS) + ([] if eval_only else list(cfg.DATASETS.NAMES))
     for name in dict.fromkeys(names):
         load_dataset(cfg, name)
+    check_recipe_inputs(cfg, eval_only=eval_only)
 
 
 def setup(args: argparse.Namespace):

@@ -1,5 +1,5 @@
-"""Models: heads, meta-architectures and losses for VI-ReID."""
-from . import heads, meta_arch  # only registration
+"""Models: backbone, heads, meta-architectures and losses for VI-ReID."""
+from . import backbone, heads, meta_arch  # only registration
 from .losses import hcc_loss
 
-__all__ = ["heads", "meta_arch", "hcc_loss"]
+__all__ = ["backbone", "heads", "meta_arch", "hcc_loss"]
