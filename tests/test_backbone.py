@@ -198,3 +198,4 @@ def test_malicious_pickle_is_refused_without_running(hub, tmp_path, monkeypatch,
                                   "MODEL.BACKBONE.PRETRAIN_PATH", str(path)])
     assert "refused" in one_line_error(build_backbone, explicit)
     assert not marker.exists()
+
