@@ -127,3 +127,17 @@ def test_check_resume_names_both_sizes(finished):
         check_resume(cfg, world_size=2)
     cfg = load_config(DEMO, [*TINY, "OUTPUT_DIR", str(finished), "SOLVER.IMS_PER_BATCH", "32"])
     check_resume(cfg, world_size=2)  # 16 per GPU on two processes: fits
+
+
+def test_resuming_parameters_of_another_shape_is_refused():
+    """A checkpoint without a run state (older) whose CRI rows follow another batch size."""
+    import torch
+
+    from cift.engine.resume import check_resumed_shapes
+
+    model = torch.nn.Module()
+    model.cri = torch.nn.Linear(4, 16)
+    loaded = {"cri.weight": torch.zeros(32, 4), "cri.bias": torch.zeros(16)}
+    with pytest.raises(CiftInputError, match=r"cri.weight \(32, 4\) in the file, \(16, 4\)"):
+        check_resumed_shapes(model, loaded, "model_0001.pth")
+    check_resumed_shapes(model, {"cri.bias": torch.zeros(16)}, "model_0001.pth")
