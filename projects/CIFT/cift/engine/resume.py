@@ -9,6 +9,11 @@ state the uninterrupted run had there, on every rank, although only rank 0 write
 (per-rank generator states could not be saved without a collective in the checkpoint hook).
 The checkpoint carries the seeds (:class:`RunState`, so runs with ``SEED -1`` resume too) and the
 per-GPU batch size, which CIFT's CRI parameters are shaped by.
+
+Not covered: fastreid's own training samplers (DATALOADER.SAMPLER_TRAIN other than the
+cross-modality sampler) restart their infinite stream from their seed, and on a GPU with
+DATALOADER.NUM_WORKERS 0 fastreid's prefetching thread runs the train transforms concurrently
+with the model, both drawing from torch's generator.
 """
 from __future__ import annotations
 
