@@ -40,12 +40,6 @@ def take_batches(sampler: CrossModalityIdentitySampler, num: int) -> list[list[i
     return [stream[i:i + bs] for i in range(0, len(stream), bs)]
 
 
-def reference_epoch_length(counts: list[tuple[int, int]], p: int, k: int) -> int:
-    """Plain loop: largest b with sum_i min(ceil(n_ir_i / K), b) >= P*b over usable ids."""
-    chunks = [-(-ni // k) for nv, ni in counts if nv > 0 and ni > 0]
-    return max(b for b in range(sum(chunks) + 1) if sum(min(c, b) for c in chunks) >= p * b)
-
-
 def check_batch(batch: list[int], pids: list[int], is_visible: list[bool], p: int, k: int) -> None:
     """Assert the [P×K visible ; P×K infrared] layout and the replacement rule."""
     assert len(batch) == 2 * p * k
@@ -63,9 +57,8 @@ def check_batch(batch: list[int], pids: list[int], is_visible: list[bool], p: in
             ids.append(pid)
             if available[pid] >= k:
                 assert len(set(chunk)) == k, "duplicates although the identity has >= K images"
-            else:
-                # all its images, the rest drawn again
-                assert len(set(chunk)) == available[pid]
+            else:  # K draws with replacement from its images
+                assert len(set(chunk)) <= available[pid]
         assert len(set(ids)) == p, "an identity appears twice in one batch"
         order.append(ids)
     assert order[0] == order[1], "identity order differs between the two halves"
@@ -85,101 +78,126 @@ CASES = [
 ]
 
 
+def chunk_budget(counts: list[tuple[int, int]], k: int) -> dict[int, tuple[int, int]]:
+    """Per usable identity ``100 + i``: its visible and infrared chunks in one draw (plain loop:
+    floor(n / K), or 1 when it has fewer than K images)."""
+    return {100 + i: (max(1, nv // k), max(1, ni // k))
+            for i, (nv, ni) in enumerate(counts) if nv > 0 and ni > 0}
+
+
+def replay(batches: list[list[int]], pids: list[int], counts: list[tuple[int, int]], p: int,
+           k: int) -> None:
+    """Replay a draw with the authors' rule: every batch takes P identities still available,
+    an identity stops being available when its visible or infrared chunks are used up, and the
+    draw ends exactly when fewer than P identities are left."""
+    budget = chunk_budget(counts, k)
+    used = dict.fromkeys(budget, 0)
+    available = set(budget)
+    for batch in batches:
+        assert len(available) >= p, "a batch was drawn with fewer than P identities available"
+        ids = [pids[batch[j * k]] for j in range(p)]
+        assert set(ids) <= available, "an identity was drawn after its chunks ran out"
+        for pid in ids:
+            used[pid] += 1
+            if used[pid] == min(budget[pid]):
+                available.discard(pid)
+    assert len(available) < p, "the draw stopped although P identities were still available"
+
+
 @pytest.mark.parametrize(("p", "k", "counts"), CASES)
 def test_every_batch_has_the_layout(p: int, k: int, counts: list[tuple[int, int]]) -> None:
     pids, is_visible = make_data(counts)
     sampler = CrossModalityIdentitySampler(pids, is_visible, 2 * p * k, k, seed=7)
     assert sampler.num_pids_per_batch == p and sampler.num_instances == k
-    for batch in take_batches(sampler, 3 * sampler.batches_per_epoch + 1):
+    length = sum(sampler.batches_in_epoch(e) for e in range(3))
+    for batch in take_batches(sampler, length + 1):
         check_batch(batch, pids, is_visible, p, k)
 
 
 @pytest.mark.parametrize(("p", "k", "counts"), CASES)
-def test_batches_per_epoch_matches_definition(
+def test_a_draw_ends_when_fewer_than_p_identities_remain(
     p: int, k: int, counts: list[tuple[int, int]]
 ) -> None:
     pids, is_visible = make_data(counts)
-    for world_size in (1, 2, 3):
-        length = reference_epoch_length(counts, p, k)
-        if length < world_size:
-            continue
-        sampler = CrossModalityIdentitySampler(
-            pids, is_visible, 2 * p * k, k, seed=0, rank=0, world_size=world_size
-        )
-        assert sampler.batches_per_epoch == length // world_size
+    sampler = CrossModalityIdentitySampler(pids, is_visible, 2 * p * k, k, seed=1)
+    for epoch in range(4):
+        batches = sampler.epoch_batches(epoch)
+        assert batches == sampler.draw(epoch)  # one rank: the whole draw
+        assert sampler.batches_in_epoch(epoch) == len(batches)
+        replay(batches, pids, counts, p, k)
 
 
 @pytest.mark.parametrize(("p", "k", "counts"), CASES)
-def test_epochs_consume_each_identity_by_chunks(
-    p: int, k: int, counts: list[tuple[int, int]]
-) -> None:
-    """In each epoch window of `batches_per_epoch` batches an identity appears at most
-    min(ceil(n_ir / K), B) times, and never more often than its infrared images allow."""
+def test_no_image_repeats_within_an_epoch(p: int, k: int, counts: list[tuple[int, int]]) -> None:
+    """An image appears at most once per epoch unless its identity has fewer than K images of
+    that modality; each identity's chunks in an epoch are disjoint."""
     pids, is_visible = make_data(counts)
-    sampler = CrossModalityIdentitySampler(pids, is_visible, 2 * p * k, k, seed=3)
-    bpe = sampler.batches_per_epoch
+    sampler = CrossModalityIdentitySampler(pids, is_visible, 2 * p * k, k, seed=2)
+    n_vis = Counter(q for q, v in zip(pids, is_visible, strict=True) if v)
     n_ir = Counter(q for q, v in zip(pids, is_visible, strict=True) if not v)
-    batches = take_batches(sampler, 3 * bpe)
     for epoch in range(3):
-        appearances = Counter(pids[b[j * k]] for b in batches[epoch * bpe:(epoch + 1) * bpe]
-                              for j in range(p))
-        assert sum(appearances.values()) == p * bpe
-        for pid, times in appearances.items():
-            assert times <= min(-(-n_ir[pid] // k), bpe)
+        seen = Counter(i for b in sampler.epoch_batches(epoch) for i in b)
+        for index, times in seen.items():
+            n = (n_vis if is_visible[index] else n_ir)[pids[index]]
+            if n >= k:
+                assert times == 1, f"image {index} used {times} times in epoch {epoch}"
 
 
-@pytest.mark.parametrize(
-    ("p", "k", "num_ids", "seed"), [(2, 2, 6, 0), (4, 3, 12, 1), (8, 4, 32, 2)]
-)
-def test_exact_epoch_uses_every_infrared_image_once(
-    p: int, k: int, num_ids: int, seed: int
-) -> None:
-    """n_ir a multiple of K and sum of chunks a multiple of P: each epoch window is one exact
-    pass over the infrared images, which also checks that the iterator's epochs have exactly
-    `batches_per_epoch` batches (a misaligned window would miss or repeat images)."""
-    rng = np.random.default_rng(seed)
-    chunks = rng.integers(1, 5, size=num_ids)
-    chunks[-1] += (-chunks.sum()) % p
-    assert chunks.max() <= chunks.sum() // p  # so B = sum / P exactly
-    counts = [(int(rng.integers(1, 3 * k)), int(c) * k) for c in chunks]
-    pids, is_visible = make_data(counts, seed)
-    sampler = CrossModalityIdentitySampler(pids, is_visible, 2 * p * k, k, seed=seed)
-    assert sampler.batches_per_epoch == chunks.sum() // p
-    infrared = sorted(i for i, v in enumerate(is_visible) if not v)
-    bpe = sampler.batches_per_epoch
-    batches = take_batches(sampler, 3 * bpe)
+def test_lengths_vary_by_draw_and_any_epoch_starts_alone() -> None:
+    pids, is_visible = make_data(random_counts(40, 3, 30, seed=3))
+    sampler = CrossModalityIdentitySampler(pids, is_visible, 64, 4, seed=5)
+    lengths = [sampler.batches_in_epoch(e) for e in range(12)]
+    assert len(set(lengths)) > 1, "the authors' draw gives epochs of different lengths"
+    fresh = CrossModalityIdentitySampler(pids, is_visible, 64, 4, seed=5)
+    assert fresh.batches_in_epoch(9) == lengths[9]  # without drawing epochs 0..8
+    fresh.set_epoch(7, 2)
+    assert take_batches(fresh, 10**6) == sampler.epoch_batches(7) + sampler.epoch_batches(8)
+    sampler.set_epoch(7)  # from epoch 7 on, forever: the same stream continues into epoch 9
+    assert take_batches(sampler, sum(lengths[7:10]) + 1)[:-1] == (
+        sampler.epoch_batches(7) + sampler.epoch_batches(8) + sampler.epoch_batches(9))
+
+
+def test_fixed_epoch_length() -> None:
+    """batches_per_epoch=N: every epoch has N well-formed batches, built from the draws
+    [seed, e, 0], [seed, e, 1], ... one after the other."""
+    k, p, n = 2, 3, 25
+    counts = random_counts(10, 1, 8, seed=9)
+    pids, is_visible = make_data(counts)
+    sampler = CrossModalityIdentitySampler(pids, is_visible, 2 * p * k, k, seed=3,
+                                           batches_per_epoch=n)
+    assert sampler.fixed_length == n
+    first = sampler.draw(0, 0)
+    assert len(first) < n  # so epoch 0 spans two draws
     for epoch in range(3):
-        seen = [i for b in batches[epoch * bpe:(epoch + 1) * bpe] for i in b[p * k:]]
-        assert sorted(seen) == infrared
-
-
-@pytest.mark.parametrize("trial", range(20))
-def test_random_shapes_keep_the_planned_epoch(trial: int) -> None:
-    """Random (P, K, world size, counts, skew): every shard yields whole, well-formed batches and
-    each epoch window respects the per-identity chunk budget on every rank together."""
-    rng = np.random.default_rng(1000 + trial)
-    k, p, world_size = int(rng.integers(1, 5)), int(rng.integers(1, 6)), int(rng.integers(1, 4))
-    counts = random_counts(int(rng.integers(p, p + 10)), 1, 9, seed=trial)
-    if trial % 3 == 0:
-        counts[0] = (counts[0][0], 40)  # one identity with far more chunks than the others
-    pids, is_visible = make_data(counts, trial)
-    # an epoch shorter than the world size is an error (covered by the error test)
-    world_size = min(world_size, reference_epoch_length(counts, p, k))
-    shards = [
-        CrossModalityIdentitySampler(pids, is_visible, 2 * p * k, k, seed=trial, rank=r,
-                                     world_size=world_size)
-        for r in range(world_size)
-    ]
-    bpe = shards[0].batches_per_epoch
-    n_ir = Counter(q for q, v in zip(pids, is_visible, strict=True) if not v)
-    per_rank = [take_batches(s, 2 * bpe) for s in shards]
-    for epoch in range(2):
-        window = [b for r in per_rank for b in r[epoch * bpe:(epoch + 1) * bpe]]
-        for batch in window:
+        assert sampler.batches_in_epoch(epoch) == n
+        batches = sampler.epoch_batches(epoch)
+        assert len(batches) == n
+        for batch in batches:
             check_batch(batch, pids, is_visible, p, k)
-        appearances = Counter(pids[b[j * k]] for b in window for j in range(p))
-        for pid, times in appearances.items():
-            assert times <= -(-n_ir[pid] // k)
+    expected, part = [], 0
+    while len(expected) < n:
+        expected, part = expected + sampler.draw(0, part), part + 1
+    expected = expected[:n]
+    assert sampler.epoch_batches(0) == expected
+    assert take_batches(sampler, 2 * n) == sampler.epoch_batches(0) + sampler.epoch_batches(1)
+
+
+def sysu_like_counts(seed: int = 0) -> list[tuple[int, int]]:
+    """395 identities with about SYSU-MM01's training image counts (22,258 visible, 11,909
+    infrared): visible 20-92 and infrared 10-50 images per identity."""
+    rng = np.random.default_rng(seed)
+    return [(int(v), int(i)) for v, i in zip(rng.integers(20, 93, 395), rng.integers(10, 51, 395),
+                                              strict=True)]
+
+
+def test_sysu_sized_epochs_have_a_plausible_length() -> None:
+    """P = 8, K = 4 on SYSU-sized identities: one draw is limited by the infrared chunks
+    (about 12,000 / 4 / 8 = 375 batches) and ends when fewer than 8 identities remain."""
+    counts = sysu_like_counts()
+    pids, is_visible = make_data(counts)
+    sampler = CrossModalityIdentitySampler(pids, is_visible, 64, 4, seed=0)
+    lengths = [sampler.batches_in_epoch(e) for e in range(4)]
+    assert all(320 <= n <= 350 for n in lengths), lengths
 
 
 def test_same_seed_same_stream_and_restart() -> None:
@@ -212,50 +230,47 @@ def test_defaults_come_from_comm(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("world_size", [2, 3, 4])
-def test_rank_shards_are_disjoint_blocks_of_one_stream(world_size: int) -> None:
-    """Shards of ranks 0..W-1 interleaved form one global stream whose epochs (W * bpe batches)
-    are exact passes over the infrared images: every infrared image lands on exactly one rank
-    per epoch, so the ranks never share a batch, and each shard is well formed."""
+def test_rank_shards_are_disjoint_and_equal_in_length(world_size: int) -> None:
+    """Rank r runs global batches r, r+W, ... of each epoch's draw below W*floor(B/W): the
+    shards have the same length on every rank, never share an image, and interleave back to the
+    draw's first W*floor(B/W) batches."""
     k, p = 2, 3
-    counts = [(5, 2 * (1 + i % 3)) for i in range(12)]  # 24 chunks: divisible by P and by W*P
+    counts = random_counts(30, 2, 12, seed=world_size)
     pids, is_visible = make_data(counts)
     shards = [
         CrossModalityIdentitySampler(pids, is_visible, 2 * p * k, k, seed=5, rank=r,
                                      world_size=world_size)
         for r in range(world_size)
     ]
-    bpe = shards[0].batches_per_epoch
-    assert bpe == 8 // world_size
-    per_rank = [take_batches(s, 2 * bpe) for s in shards]
-    infrared = sorted(i for i, v in enumerate(is_visible) if not v)
-    for epoch in range(2):
-        window = [b for r in range(world_size) for b in per_rank[r][epoch * bpe:(epoch + 1) * bpe]]
-        for batch in window:
-            check_batch(batch, pids, is_visible, p, k)
-        if 8 % world_size == 0:  # the global epoch is the full pass
-            assert sorted(i for b in window for i in b[p * k:]) == infrared
-        else:  # a shorter global epoch: still no infrared image twice in it
-            seen = [i for b in window for i in b[p * k:]]
-            assert len(seen) == len(set(seen))
+    n_vis = Counter(q for q, v in zip(pids, is_visible, strict=True) if v)
+    n_ir = Counter(q for q, v in zip(pids, is_visible, strict=True) if not v)
+    for epoch in range(3):
+        draw = shards[0].draw(epoch)
+        per_rank = [s.epoch_batches(epoch) for s in shards]
+        lengths = {len(b) for b in per_rank} | {s.batches_in_epoch(epoch) for s in shards}
+        assert lengths == {len(draw) // world_size}
+        interleaved = [per_rank[j % world_size][j // world_size]
+                       for j in range(world_size * len(per_rank[0]))]
+        assert interleaved == draw[: len(interleaved)]
+        for r, batches in enumerate(per_rank):
+            for batch in batches:
+                check_batch(batch, pids, is_visible, p, k)
+            mine = {i for b in batches for i in b
+                    if (n_vis if is_visible[i] else n_ir)[pids[i]] >= k}
+            for other in per_rank[r + 1:]:
+                assert not mine & {i for b in other for i in b}, "two ranks share an image"
+    # iteration yields the same epochs as epoch_batches
+    for r, s in enumerate(shards):
+        s.set_epoch(0, 2)
+        assert take_batches(s, 10**6) == s.epoch_batches(0) + s.epoch_batches(1), r
 
 
-@pytest.mark.parametrize("world_size", [2, 4])
-def test_shards_interleave_to_the_single_rank_stream(world_size: int) -> None:
-    """When B is a multiple of W, the W ranks' epochs have the same length as the single-rank
-    epoch and interleaving the shards (rank r takes global batches r, r+W, ...) gives back
-    exactly the world_size=1 stream with the same seed."""
-    k, p = 2, 2
-    counts = [(3, 4)] * 8  # 16 chunks, B = 8
-    pids, is_visible = make_data(counts)
-    single = CrossModalityIdentitySampler(pids, is_visible, 2 * p * k, k, seed=11, world_size=1,
-                                          rank=0)
-    shards = [
-        take_batches(CrossModalityIdentitySampler(pids, is_visible, 2 * p * k, k, seed=11, rank=r,
-                                                  world_size=world_size), 6)
-        for r in range(world_size)
-    ]
-    interleaved = [shards[j % world_size][j // world_size] for j in range(6 * world_size)]
-    assert interleaved == take_batches(single, 6 * world_size)
+def test_state_dict_restores_the_seed() -> None:
+    pids, is_visible = make_data(random_counts(20, 1, 10, seed=0))
+    a = CrossModalityIdentitySampler(pids, is_visible, 16, 2, seed=123)
+    b = CrossModalityIdentitySampler(pids, is_visible, 16, 2, seed=9)
+    b.load_state_dict(a.state_dict())
+    assert b.seed == 123 and b.epoch_batches(3) == a.epoch_batches(3)
 
 
 def test_duplicates_only_when_fewer_than_k_images() -> None:
@@ -295,6 +310,7 @@ def test_single_modality_identities_are_excluded(caplog: pytest.LogCaptureFixtur
         ({"batch_size": 16, "num_instances": 2}, r"P = 4 identities.*only 3 have both"),
         ({"batch_size": 4, "num_instances": 1, "rank": 2, "world_size": 2}, "rank 2"),
         ({"batch_size": 4, "num_instances": 1, "rank": 0, "world_size": 10}, "world_size = 10"),
+        ({"batch_size": 4, "num_instances": 1, "batches_per_epoch": 0}, "batches_per_epoch"),
     ],
 )
 def test_impossible_settings_raise(kwargs: dict, match: str) -> None:

@@ -76,7 +76,7 @@ def test_training_writes_checkpoints_and_reports_protocol(trained):
     assert max(iterations) == 1
     checkpoint = torch.load(out / "model_final.pth", weights_only=True)
     assert checkpoint["epoch"] == 1
-    assert {"model", "optimizer", "lr_sched", "warmup_sched"} <= set(checkpoint)
+    assert {"model", "optimizer", "run_state", "sampler"} <= set(checkpoint)
 
 
 def test_eval_only_reproduces_the_final_evaluation(trained, env, tmp_path):
@@ -117,6 +117,7 @@ def test_training_updates_every_trainable_parameter(env, tmp_path):
     model = trainer.model
     before = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
     trainer.iter = 0
+    trainer.begin_epoch(0)
     from fastreid.utils.events import EventStorage
 
     with EventStorage(0) as trainer.storage:

@@ -69,12 +69,20 @@ def add_cift_config(cfg: CN) -> CN:
     # aspect-ratio range of the erased rectangle.
     _C.INPUT.REA.RATIO = (0.3, 3.33)
 
-    # Iterations in one training epoch. 0 = the cross-modality sampler's epoch (identities
-    # consumed in chunks of K images per modality, as the authors' sampler does); > 0 = fixed.
+    # Iterations in one training epoch. 0 = one draw of the cross-modality sampler (the
+    # authors' draw: identities consumed in chunks of K images per modality until fewer than P
+    # are left; the length varies by epoch); > 0 = this many in every epoch.
     _C.SOLVER.ITERS_PER_EPOCH = 0
-    # Linear warm-up length in epochs (converted to SOLVER.WARMUP_ITERS with the epoch length
-    # above); 0 keeps fastreid's SOLVER.WARMUP_ITERS as given.
+    # Warm-up length in epochs (SOLVER.WARMUP_MODE says how); 0 = SOLVER.WARMUP_ITERS
+    # iterations of fastreid's per-iteration warm-up ("iteration" mode) or none ("epoch").
     _C.SOLVER.WARMUP_EPOCHS = 0
+
+    # LR schedule (the CIFT trainer): epoch e (1-based) uses BASE_LR x warm-up x GAMMA^(number
+    # of SOLVER.STEPS s with e > s), heads x HEADS_LR_FACTOR; the steps fall at exactly the
+    # configured epochs. WARMUP_MODE: "epoch" = the authors' e / WARMUP_EPOCHS for
+    # e <= WARMUP_EPOCHS, constant within an epoch; "iteration" = fastreid's per-iteration
+    # warm-up from WARMUP_FACTOR (WARMUP_METHOD linear / constant / exp).
+    _C.SOLVER.WARMUP_MODE = "iteration"
 
     # Seed of every random generator (weights, sampler, augmentation; rank r uses SEED + r);
     # -1 = a fresh random seed per run (fastreid's behaviour).

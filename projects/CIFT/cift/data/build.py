@@ -98,6 +98,7 @@ def build_vi_train_loader(cfg):
         is_visible=[is_visible(item[3]) for item in items],
         batch_size=cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size(),
         num_instances=cfg.DATALOADER.NUM_INSTANCE,
+        batches_per_epoch=cfg.SOLVER.ITERS_PER_EPOCH or None,
     )
     return build_reid_train_loader(train_set=train_set, sampler=sampler,
                                    total_batch_size=cfg.SOLVER.IMS_PER_BATCH,

@@ -1,36 +1,34 @@
 """Cross-modality identity sampler: P identities, K visible then K infrared images each.
 
 Every per-rank batch of ``batch_size = 2·P·K`` indices is laid out ``[P×K visible ; P×K infrared]``
-with the same identity order in both halves (DESIGN.md §2)::
+with the same identity order in both halves::
 
     position            p*K ... p*K+K-1         P*K + p*K ... P*K + p*K+K-1
     content             K visible of id p        K infrared of id p
 
 The graph masks (H2FT) and the HCC loss rely on this order.
 
-Epoch (DESIGN.md §3, "Recipe"): like the authors' sampler, an epoch is one pass in which every
-identity is consumed in chunks of K images per modality. Identity ``i`` with ``n_ir(i)`` infrared
-images owns ``c_i = ceil(n_ir(i) / K)`` chunks: its shuffled infrared images split into chunks of K,
-the last one topped up with other infrared images of ``i`` (or drawn with replacement when
-``n_ir(i) < K``); its visible chunks are drawn the same way from its visible images, reshuffling
-after each pass, as many as needed. Batches draw P distinct identities that still own chunks.
+Epoch draw (the authors' ``sysuSampler`` / ``regdbSampler``): for every identity, its visible and
+its infrared images are shuffled and cut into chunks of K (the ``n mod K`` left over are not used
+that epoch); an identity with fewer than K images of a modality gets one chunk of K draws with
+replacement instead. Then, while at least P identities are available, P of them are picked
+uniformly without replacement, each gives its next visible and its next infrared chunk, and an
+identity whose visible or infrared chunks are used up stops being available. So no image repeats
+within an epoch (except in those with-replacement chunks), and the number of batches ``B_e``
+varies from draw to draw (about 320-350 on SYSU-MM01 with P = 8, K = 4).
 
-The authors stop when fewer than P identities have chunks left, which makes the epoch length
-random. Here the length is fixed so that a schedule in epochs is well defined::
+Epoch ``e``'s draw is a pure function of ``(seed, e)`` (a numpy Generator seeded with
+``[seed, e, 0]``), so the length of any epoch is known without drawing the others and iteration
+can start at any epoch (:meth:`CrossModalityIdentitySampler.set_epoch`).
 
-    B = max { b >= 0 : sum_i min(c_i, b) >= P * b }      # batches one epoch can hold
+Fixed length (``batches_per_epoch=N``, the trainer's ``SOLVER.ITERS_PER_EPOCH``): epoch ``e`` is
+the first N per-rank batches of the draws seeded ``[seed, e, 0]``, ``[seed, e, 1]``, ... taken
+one after the other, for schedules that need every epoch to have the same length.
 
-(``B = floor(sum_i c_i / P)`` whenever no identity owns more than that many chunks). The identities
-of each batch are drawn uniformly among those with chunks left, except that, near the end of the
-epoch, identities that would otherwise be left with more chunks than remaining batches are drawn
-first; this keeps the remaining chunks enough for the remaining batches, so an epoch always has
-exactly its planned number of batches (identity ``i`` then appears in at most ``min(c_i, B)``
-batches, each time with a new chunk).
-
-Ranks: every rank builds the same global stream (same seed, ``comm.shared_random_seed()`` by
-default); one global epoch holds ``world_size · floor(B / world_size)`` per-rank batches and rank
-``r`` takes global batches ``r, r + world_size, ...`` (whole blocks, disjoint across ranks), so
-:attr:`CrossModalityIdentitySampler.batches_per_epoch` ``= floor(B / world_size)`` per rank.
+Ranks: every rank makes the same draws (same seed, ``comm.shared_random_seed()`` by default);
+of a draw of ``B`` batches, rank ``r`` takes batches ``r, r + W, ...`` below
+``W · floor(B / W)`` (``W`` = world size), so the ranks' shards are disjoint and every rank runs
+``floor(B / W)`` batches.
 """
 from __future__ import annotations
 
@@ -42,68 +40,79 @@ import numpy as np
 import torch.utils.data
 from fastreid.utils import comm
 
-__all__ = ["CrossModalityIdentitySampler"]
+__all__ = ["CrossModalityIdentitySampler", "draw_epoch", "shard"]
 
 logger = logging.getLogger(__name__)
 
 
-def _num_batches(chunks: np.ndarray, num_pids: int) -> int:
-    """Largest ``b`` with ``sum_i min(chunks_i, b) >= num_pids * b`` (0 if none is positive).
+def _chunks(indices: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """One epoch's chunks of one identity and modality, shape ``(max(1, n // k), k)``.
 
-    ``f(b) = sum_i min(chunks_i, b) - num_pids * b`` is concave with ``f(0) = 0``, so ``f >= 0``
-    exactly on ``[0, B]``; ``B <= sum(chunks) // num_pids`` bounds the search.
+    ``n >= k``: a permutation of ``indices`` cut into ``n // k`` chunks (the last ``n mod k`` not
+    used); ``n < k``: one chunk of ``k`` draws with replacement, as the authors' sampler does.
     """
-    lo, hi = 0, int(chunks.sum()) // num_pids
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if int(np.minimum(chunks, mid).sum()) >= num_pids * mid:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-def _chunks(indices: np.ndarray, num_chunks: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """``num_chunks`` chunks of ``k`` indices drawn from ``indices`` (shape ``(num_chunks, k)``).
-
-    With ``len(indices) >= k`` a chunk never repeats an index: passes over a fresh permutation are
-    split into chunks of ``k``, a short last chunk being topped up with other indices of the pass.
-    With fewer than ``k`` indices each chunk holds all of them plus draws with replacement.
-    """
-    n = len(indices)
+    n, num_full = len(indices), len(indices) // k
     if n < k:
-        fill = rng.choice(indices, size=(num_chunks, k - n), replace=True)
-        chunks = np.concatenate([np.broadcast_to(indices, (num_chunks, n)), fill], axis=1)
-        return rng.permuted(chunks, axis=1)
-    out: list[np.ndarray] = []
-    num_full = n // k
-    while len(out) < num_chunks:
-        perm = rng.permutation(indices)
-        out.extend(perm[: num_full * k].reshape(num_full, k))
-        tail = perm[num_full * k :]
-        if len(tail):
-            top_up = rng.choice(perm[: num_full * k], size=k - len(tail), replace=False)
-            out.append(rng.permutation(np.concatenate([tail, top_up])))
-    return np.stack(out[:num_chunks])
+        return rng.choice(indices, size=(1, k), replace=True)
+    return rng.permutation(indices)[: num_full * k].reshape(num_full, k)
+
+
+def draw_epoch(visible: Sequence[np.ndarray], infrared: Sequence[np.ndarray], p: int, k: int,
+               rng: np.random.Generator) -> list[list[int]]:
+    """The authors' epoch draw (module docstring): global batches ``[P×K visible ; P×K infrared]``.
+
+    Args:
+        visible, infrared: per identity, the indices of its visible / infrared images (both
+            non-empty).
+        p: identities per batch P. k: images per identity and modality K.
+        rng: the generator of this draw.
+    Returns:
+        the batches, each a list of ``2·p·k`` indices, in draw order.
+    """
+    vis = [_chunks(a, k, rng) for a in visible]
+    ir = [_chunks(a, k, rng) for a in infrared]
+    left_vis = np.array([len(c) for c in vis])
+    left_ir = np.array([len(c) for c in ir])
+    available = np.ones(len(vis), dtype=bool)
+    batches: list[list[int]] = []
+    while available.sum() >= p:
+        chosen = rng.choice(np.flatnonzero(available), size=p, replace=False)
+        halves = ([vis[i][len(vis[i]) - left_vis[i]] for i in chosen]
+                  + [ir[i][len(ir[i]) - left_ir[i]] for i in chosen])
+        batches.append(np.concatenate(halves).tolist())
+        left_vis[chosen] -= 1
+        left_ir[chosen] -= 1
+        available[chosen] = (left_vis[chosen] > 0) & (left_ir[chosen] > 0)
+    return batches
+
+
+def shard(batches: list[list[int]], rank: int, world_size: int) -> list[list[int]]:
+    """Rank ``rank``'s batches of a global draw: ``rank, rank + W, ...`` below ``W·floor(B/W)``."""
+    usable = len(batches) // world_size * world_size
+    return batches[rank:usable:world_size]
 
 
 class CrossModalityIdentitySampler(torch.utils.data.Sampler[int]):
-    """Infinite sampler of ``[P×K visible ; P×K infrared]`` batches for VI-ReID training.
+    """Sampler of ``[P×K visible ; P×K infrared]`` batches for VI-ReID training, epoch by epoch.
 
-    See the module docstring for the layout, the epoch and the sharding across ranks. Use it with
-    ``BatchSampler(sampler, batch_size, drop_last=True)`` (fastreid's
+    See the module docstring for the layout, the epoch draw and the sharding across ranks. Use it
+    with ``BatchSampler(sampler, batch_size, drop_last=True)`` (fastreid's
     ``build_reid_train_loader(..., sampler=...)`` does that): each per-rank batch then is one
-    complete block.
+    complete block. ``iter()`` yields the epochs from :meth:`set_epoch`'s epoch on (0 by
+    default), one after the other, forever (as fastreid's training samplers do) or for the
+    number of epochs given to :meth:`set_epoch`.
 
     Args:
         pids: identity label of each index of the training set.
         is_visible: modality of each index of the training set (True: visible, False: infrared).
         batch_size: per-rank mini-batch size ``2·P·K``.
         num_instances: K, images per identity and per modality in a batch.
-        seed: seed of the shared stream; ``comm.shared_random_seed()`` when None (every rank must
+        seed: seed of the shared draws; ``comm.shared_random_seed()`` when None (every rank must
             then construct the sampler, as with fastreid's samplers).
         rank: this process's rank; ``comm.get_rank()`` when None.
         world_size: number of ranks; ``comm.get_world_size()`` when None.
+        batches_per_epoch: None: an epoch is one draw (its length varies); N > 0: every epoch
+            has N per-rank batches (see the module docstring).
     """
 
     def __init__(
@@ -116,6 +125,7 @@ class CrossModalityIdentitySampler(torch.utils.data.Sampler[int]):
         *,
         rank: int | None = None,
         world_size: int | None = None,
+        batches_per_epoch: int | None = None,
     ) -> None:
         super().__init__()
         if len(pids) != len(is_visible):
@@ -131,6 +141,8 @@ class CrossModalityIdentitySampler(torch.utils.data.Sampler[int]):
                 f"(2 * {num_instances} = {2 * num_instances}): each identity brings K visible "
                 "and K infrared images"
             )
+        if batches_per_epoch is not None and batches_per_epoch < 1:
+            raise ValueError(f"batches_per_epoch must be None or >= 1, got {batches_per_epoch}")
         self._world_size = int(comm.get_world_size() if world_size is None else world_size)
         self._rank = int(comm.get_rank() if rank is None else rank)
         if not 0 <= self._rank < self._world_size:
@@ -139,6 +151,7 @@ class CrossModalityIdentitySampler(torch.utils.data.Sampler[int]):
         self._batch_size = int(batch_size)
         self._num_instances = int(num_instances)
         self._num_pids = self._batch_size // (2 * self._num_instances)
+        self._fixed_length = None if batches_per_epoch is None else int(batches_per_epoch)
 
         visible: dict[int, list[int]] = {}
         infrared: dict[int, list[int]] = {}
@@ -163,23 +176,18 @@ class CrossModalityIdentitySampler(torch.utils.data.Sampler[int]):
         self._pids = usable
         self._visible = [np.asarray(visible[p], dtype=np.int64) for p in usable]
         self._infrared = [np.asarray(infrared[p], dtype=np.int64) for p in usable]
-        k = self._num_instances
-        self._chunks_per_pid = np.array([-(-len(ir) // k) for ir in self._infrared], np.int64)
-
-        self._epoch_capacity = _num_batches(self._chunks_per_pid, self._num_pids)
-        self._batches_per_epoch = self._epoch_capacity // self._world_size
-        if self._batches_per_epoch < 1:
+        # Every identity starts available and a batch retires at most P of them, so a draw
+        # holds at least this many batches.
+        self._min_draw = (len(usable) - self._num_pids) // self._num_pids + 1
+        if self._min_draw < self._world_size:
             raise ValueError(
-                f"one epoch holds {self._epoch_capacity} batches of P = {self._num_pids} "
-                f"identities, fewer than world_size = {self._world_size}"
+                f"a draw may hold only {self._min_draw} batches of P = {self._num_pids} "
+                f"identities ({len(usable)} usable), fewer than world_size = {self._world_size}"
             )
-
         self._seed = int(comm.shared_random_seed() if seed is None else seed)
-
-    @property
-    def batches_per_epoch(self) -> int:
-        """Per-rank batches in one epoch: ``floor(B / world_size)``, B as in the module doc."""
-        return self._batches_per_epoch
+        self._start_epoch = 0
+        self._num_epochs: int | None = None
+        self._lengths: dict[int, int] = {}
 
     @property
     def batch_size(self) -> int:
@@ -210,39 +218,54 @@ class CrossModalityIdentitySampler(torch.utils.data.Sampler[int]):
     def seed(self) -> int:
         return self._seed
 
-    def __iter__(self) -> Iterator[int]:
-        batches = itertools.islice(self._global_batches(), self._rank, None, self._world_size)
-        for batch in batches:
-            yield from batch
+    @property
+    def fixed_length(self) -> int | None:
+        """Per-rank batches of every epoch when fixed, else None."""
+        return self._fixed_length
 
-    def _global_batches(self) -> Iterator[list[int]]:
-        # Each call restarts the same stream, as fastreid's samplers do.
-        rng = np.random.default_rng(self._seed)
-        while True:
-            yield from self._epoch(rng)
+    def draw(self, epoch: int, part: int = 0) -> list[list[int]]:
+        """Global batches of draw ``part`` of epoch ``epoch`` (every rank's, in draw order)."""
+        rng = np.random.default_rng([self._seed, int(epoch), int(part)])
+        return draw_epoch(self._visible, self._infrared, self._num_pids, self._num_instances, rng)
 
-    def _epoch(self, rng: np.random.Generator) -> list[list[int]]:
-        """One global epoch: ``world_size * batches_per_epoch`` per-rank batches."""
-        num_batches = self._batches_per_epoch * self._world_size
-        k, p = self._num_instances, self._num_pids
-        owned = np.minimum(self._chunks_per_pid, num_batches)
-        ir_chunks = [_chunks(a, int(n), k, rng) for a, n in zip(self._infrared, owned, strict=True)]
-        vis_chunks = [_chunks(a, int(n), k, rng) for a, n in zip(self._visible, owned, strict=True)]
-        left = owned.copy()
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """This rank's batches of epoch ``epoch`` (each ``batch_size`` indices)."""
+        if self._fixed_length is None:
+            return shard(self.draw(epoch), self._rank, self._world_size)
         batches: list[list[int]] = []
-        for remaining in range(num_batches, 0, -1):
-            # Invariant: sum(min(left, remaining)) >= p * remaining. Identities with at least
-            # `remaining` chunks lose one unit of that sum whether drawn or not, the others only
-            # when drawn, so at least (#those - slack) of them must be drawn now.
-            slack = int(np.minimum(left, remaining).sum()) - p * remaining
-            full = np.flatnonzero(left >= remaining)
-            forced = rng.choice(full, size=max(0, len(full) - slack), replace=False)
-            candidates = np.setdiff1d(np.flatnonzero(left > 0), forced)
-            others = rng.choice(candidates, size=p - len(forced), replace=False)
-            chosen = rng.permutation(np.concatenate([forced, others]))
-            used = owned[chosen] - left[chosen]
-            left[chosen] -= 1
-            vis = [vis_chunks[i][u] for i, u in zip(chosen, used, strict=True)]
-            ir = [ir_chunks[i][u] for i, u in zip(chosen, used, strict=True)]
-            batches.append(np.concatenate(vis + ir).tolist())
-        return batches
+        for part in itertools.count():
+            batches += shard(self.draw(epoch, part), self._rank, self._world_size)
+            if len(batches) >= self._fixed_length:
+                return batches[: self._fixed_length]
+        raise AssertionError("unreachable")
+
+    def batches_in_epoch(self, epoch: int) -> int:
+        """Number of this rank's batches in epoch ``epoch`` (the same on every rank)."""
+        if self._fixed_length is not None:
+            return self._fixed_length
+        if epoch not in self._lengths:
+            self._lengths[epoch] = len(self.draw(epoch)) // self._world_size
+        return self._lengths[epoch]
+
+    def set_epoch(self, epoch: int, num_epochs: int | None = None) -> None:
+        """The next ``iter()`` starts at epoch ``epoch`` and yields ``num_epochs`` epochs
+        (None: all following epochs, forever)."""
+        if epoch < 0 or (num_epochs is not None and num_epochs < 0):
+            raise ValueError(f"set_epoch({epoch}, {num_epochs}): expected non-negative values")
+        self._start_epoch, self._num_epochs = int(epoch), num_epochs
+
+    def state_dict(self) -> dict[str, int]:
+        """What a resumed run needs to repeat the draws: the shared seed."""
+        return {"seed": self._seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._seed = int(state["seed"])
+        self._lengths.clear()
+
+    def __iter__(self) -> Iterator[int]:
+        epochs = itertools.count(self._start_epoch)
+        if self._num_epochs is not None:
+            epochs = itertools.islice(epochs, self._num_epochs)
+        for epoch in epochs:
+            for batch in self.epoch_batches(epoch):
+                yield from batch

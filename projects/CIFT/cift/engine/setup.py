@@ -15,6 +15,8 @@ from ..data.build import load_dataset
 from ..errors import CiftInputError
 from ..evaluation.retrieval import check_retrieval
 from .recipe_checks import check_recipe_inputs
+from .resume import check_resume
+from .schedule import check_schedule
 
 
 def check_inputs(cfg, eval_only: bool = False) -> None:
@@ -41,6 +43,10 @@ def setup(args: argparse.Namespace):
     (logger, environment info, config.yaml in OUTPUT_DIR)."""
     cfg = load_config(args.config_file, args.opts)
     check_inputs(cfg, eval_only=args.eval_only)
+    if not args.eval_only:
+        check_schedule(cfg)
+    if getattr(args, "resume", False):
+        check_resume(cfg, comm.get_world_size())
     default_setup(cfg, args)
     # fastreid configures its own "fastreid" logger only; cift's messages (the protocol
     # tables among them) go to the same console and log file.
