@@ -7,7 +7,8 @@
 Writes DIR/model_final_<sha256[:8]>.safetensors (weights only), DIR/config.yaml (the resolved
 config, MODEL.HEADS.NUM_CLASSES filled in) and DIR/metrics.json (the run's evaluation, when the
 checkpoint is its last one, or --metrics FILE); with --onnx also
-DIR/model_final_<sha256[:8]>.onnx, checked against PyTorch with onnxruntime. KEY VALUE config
+DIR/model_final_<sha256[:8]>.onnx (the same hash: the weights it comes from), checked against
+PyTorch with onnxruntime. KEY VALUE config
 options may come anywhere (after `--` if a value starts with '-').
 """
 from __future__ import annotations
@@ -78,17 +79,23 @@ def export(args: argparse.Namespace) -> dict[str, str]:
         onnx_bytes = export_onnx(model, size, metadata={
             "cift.meta_architecture": cfg.MODEL.META_ARCHITECTURE})
         diff = check_parity(model, onnx_bytes, size)
-        logger.info(f"ONNX: onnx.checker passed; max |onnxruntime - torch| = {diff:.2e}")
+        logger.info(f"ONNX: onnx.checker passed; max |onnxruntime - torch| on normalised "
+                    f"features = {diff:.2e}")
     return write_entry(entry_cfg, state, args.output, force=args.force, metrics=metrics,
                        onnx_bytes=onnx_bytes)
 
 
 def run(argv: list[str] | None = None) -> int:
     args = argument_parser().parse_intermixed_args(argv)
+    from cift.export.onnx_export import OnnxParityError
+
     try:
         written = export(args)
     except CiftInputError as err:
         return print_input_error(err)
+    except OnnxParityError as err:  # a real mismatch: one line, nothing written
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     for key in ("weights", "onnx", "config", "metrics"):
         if key in written:
             print(f"{key:8s} {written[key]}")

@@ -7,7 +7,8 @@ An entry is a folder:
     metrics.json                           the run's evaluation, when it belongs to these weights
     model_final_<sha256[:8]>.onnx          optional: the feature extractor (onnx_export.py)
 
-Each hashed name carries the first 8 hex digits of the SHA-256 of that file's own bytes.
+The hashed names carry the first 8 hex digits of the SHA-256 of the safetensors file's bytes:
+the ONNX file of an entry carries the same hash as the weights it was exported from.
 Every file is written atomically (temporary file, then rename).
 """
 from __future__ import annotations
@@ -97,7 +98,8 @@ def write_entry(cfg, state: dict, output: str, force: bool = False,
                                                            ".safetensors"))}
     atomic_write(written["weights"], lambda f: f.write(weights))
     if onnx_bytes is not None:
-        written["onnx"] = os.path.join(output, hashed_name(onnx_bytes, WEIGHTS_STEM, ".onnx"))
+        # named after the weights it was exported from, so the pair is recognisable
+        written["onnx"] = os.path.join(output, hashed_name(weights, WEIGHTS_STEM, ".onnx"))
         atomic_write(written["onnx"], lambda f: f.write(onnx_bytes))
     if metrics is not None:
         results, source = metrics
