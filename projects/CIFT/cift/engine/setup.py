@@ -34,11 +34,27 @@ def check_inputs(cfg, eval_only: bool = False) -> None:
         load_dataset(cfg, name)
 
 
+def eval_output_dir(cfg) -> str:
+    """Where --eval-only writes its log, config.yaml and results: OUTPUT_DIR/eval/<weights file
+    name without extension>, never OUTPUT_DIR itself, which holds the training run (whose
+    protocol_results.json belongs to its last checkpoint). An empty OUTPUT_DIR stays empty
+    (nothing written)."""
+    if not cfg.OUTPUT_DIR:
+        return ""
+    stem = os.path.splitext(os.path.basename(cfg.MODEL.WEIGHTS))[0] or "weights"
+    return os.path.join(cfg.OUTPUT_DIR, "eval", stem)
+
+
 def setup(args: argparse.Namespace):
     """Config from --config-file and KEY VALUE options, checked, then fastreid's default setup
-    (logger, environment info, config.yaml in OUTPUT_DIR)."""
+    (logger, environment info, config.yaml in OUTPUT_DIR; OUTPUT_DIR/eval/<weights> for
+    --eval-only)."""
     cfg = load_config(args.config_file, args.opts)
     check_inputs(cfg, eval_only=args.eval_only)
+    if args.eval_only:
+        cfg.defrost()
+        cfg.OUTPUT_DIR = eval_output_dir(cfg)
+        cfg.freeze()
     default_setup(cfg, args)
     # fastreid configures its own "fastreid" logger only; cift's messages (the protocol
     # tables among them) go to the same console and log file.
