@@ -8,7 +8,6 @@ import torch
 from fastreid.engine import default_setup
 from fastreid.utils import comm
 from fastreid.utils.env import seed_all_rng
-from fastreid.utils.logger import setup_logger
 
 from ..config import load_config
 from ..data.build import load_dataset
@@ -55,10 +54,7 @@ def setup(args: argparse.Namespace):
         cfg.defrost()
         cfg.OUTPUT_DIR = eval_output_dir(cfg)
         cfg.freeze()
-    default_setup(cfg, args)
-    # fastreid configures its own "fastreid" logger only; cift's messages (the protocol
-    # tables among them) go to the same console and log file.
-    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="cift", abbrev_name="cift")
+    default_setup(cfg, args)  # cift's messages reach its logger's handlers (log_forwarding)
     if cfg.SEED >= 0:
         # after default_setup, which seeds randomly; the sampler's shared seed follows numpy's
         seed_all_rng(cfg.SEED + comm.get_rank())
