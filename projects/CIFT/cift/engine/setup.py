@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 import torch
@@ -13,6 +14,8 @@ from ..config import load_config
 from ..data.build import load_dataset
 from ..errors import CiftInputError
 from ..evaluation.retrieval import check_retrieval
+
+logger = logging.getLogger(__name__)
 
 
 def check_inputs(cfg, eval_only: bool = False) -> None:
@@ -44,18 +47,55 @@ def eval_output_dir(cfg) -> str:
     return os.path.join(cfg.OUTPUT_DIR, "eval", stem)
 
 
+def device_given(config_file: str, opts) -> bool:
+    """Whether the config file (with its _BASE_ chain) or the KEY VALUE options set
+    MODEL.DEVICE, rather than leaving it to the default."""
+    from fastreid.config import get_cfg
+
+    from ..config import add_cift_config
+
+    probe = add_cift_config(get_cfg())
+    probe.MODEL.DEVICE = ""  # a value no config sets
+    if config_file:
+        probe.merge_from_file(config_file)
+    probe.merge_from_list(list(opts or []))
+    return probe.MODEL.DEVICE != ""
+
+
+def resolve_default_device(cfg, args: argparse.Namespace) -> tuple:
+    """(cfg, fell_back): without a visible GPU and with no MODEL.DEVICE in the config file or
+    options, MODEL.DEVICE is cpu and fell_back is True (setup logs a warning); otherwise cfg
+    as it is (the default is then cuda, as fastreid's)."""
+    if torch.cuda.is_available() or device_given(args.config_file, args.opts):
+        return cfg, False
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.freeze()
+    return cfg, True
+
+
 def setup(args: argparse.Namespace):
     """Config from --config-file and KEY VALUE options, checked, then fastreid's default setup
     (logger, environment info, config.yaml in OUTPUT_DIR; OUTPUT_DIR/eval/<weights> for
     --eval-only)."""
     cfg = load_config(args.config_file, args.opts)
+    cfg, cpu_fallback = resolve_default_device(cfg, args)
     check_inputs(cfg, eval_only=args.eval_only)
     if args.eval_only:
         cfg.defrost()
         cfg.OUTPUT_DIR = eval_output_dir(cfg)
         cfg.freeze()
     default_setup(cfg, args)  # cift's messages reach its logger's handlers (log_forwarding)
+    if cpu_fallback:
+        logger.warning("no GPU is visible: MODEL.DEVICE defaults to cpu, so this job runs on "
+                       "the CPU (set MODEL.DEVICE to choose explicitly)")
     if cfg.SEED >= 0:
         # after default_setup, which seeds randomly; the sampler's shared seed follows numpy's
-        seed_all_rng(cfg.SEED + comm.get_rank())
+        seed = cfg.SEED + comm.get_rank()
+        seed_all_rng(seed)
+        logger.info(f"SEED {cfg.SEED}: python, numpy and torch seeded with {seed} (SEED + rank "
+                    f"{comm.get_rank()}), in place of the generated seed logged above")
+    else:
+        logger.info(f"SEED {cfg.SEED}: the generated random seed logged above is in force")
     return cfg
