@@ -41,3 +41,14 @@ def test_the_seed_in_force_is_logged(env, tmp_path, caplog, seed, said):
     with caplog.at_level(logging.INFO, logger="cift"):
         setup(args("SEED", seed, out=tmp_path / "run"))
     assert said in caplog.text
+
+
+def test_a_ranking_metric_other_than_cosine_is_refused(env, tmp_path, capsys):
+    from test_train_net import DEMO, run_cli
+
+    out = tmp_path / "out"
+    rc = run_cli("--config-file", DEMO, "TEST.METRIC", "euclidean", "OUTPUT_DIR", str(out))
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert "TEST.METRIC 'euclidean'" in err and "cosine" in err
+    assert not out.exists()
