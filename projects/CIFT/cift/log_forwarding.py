@@ -22,8 +22,10 @@ class FastreidHandlers(logging.Handler):
         target = logging.getLogger("fastreid")
         if target.propagate:
             return
+        # a handler on the root logger too (pytest's capture) gets the record by propagation
+        reached = set(logging.getLogger().handlers) if logging.getLogger("cift").propagate else ()
         for handler in target.handlers:
-            if record.levelno >= handler.level:
+            if handler not in reached and record.levelno >= handler.level:
                 handler.handle(record)
 
 
