@@ -213,6 +213,9 @@ def test_eval_only_of_a_zoo_entry_leaves_the_training_run_alone(trained, env, tm
                              "MODEL.WEIGHTS", str(out / "model_final.pth"),
                              "--output", str(entry)]) == 0
     (weights,) = entry.glob("*.safetensors")
+    # the run's config.yaml matches the export's config: its evaluation travels with the entry
+    assert json.loads((entry / "metrics.json").read_text())["results"]["SyntheticVI"]["metric"] \
+        == pytest.approx(results["metric"])
     monkeypatch.chdir(tmp_path)
     evaluated = train_net.main(train_net.default_argument_parser().parse_args(
         ["--config-file", str(entry / "config.yaml"), "--eval-only", "MODEL.WEIGHTS",
