@@ -18,6 +18,8 @@ REQUIRES = [
     "termcolor>=2.2,<3",
     "tensorboard>=2.12,<3",
     "matplotlib",
+    # progress bars of the long steps (data generation, protocol scoring, toy experiment)
+    "tqdm>=4.60,<5",
     # model-zoo weights (tensors only, nothing unpickled) and the ONNX export with its check
     "safetensors>=0.4,<1",
     "onnx>=1.14,<2",

@@ -42,7 +42,8 @@ def sysu_sized_items(rng: np.random.Generator, per_folder: int = 12) -> tuple[li
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--transfer", choices=["dense", "sparse"], default="sparse")
     parser.add_argument("--top-r", type=int, default=0, help="score from top-R lists (0: off)")

@@ -62,7 +62,8 @@ def measure(args, method: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=5000)
     parser.add_argument("--gallery", type=int, default=100_000)
     parser.add_argument("--per-id", type=int, default=10)

@@ -50,7 +50,8 @@ def step(model, optimizer, batch) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--depth", default="18x")
     parser.add_argument("--size", type=int, nargs=2, default=[96, 48])
     parser.add_argument("--batch", type=int, default=32)

@@ -58,7 +58,8 @@ def measure(n: int, dim: int, method: str, backend: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[7000, 20000, 100000])
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--backend", default="torch", choices=["torch", "faiss"])

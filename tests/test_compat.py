@@ -181,6 +181,16 @@ def repeated_metric_write():
     return len(lines)
 
 
+def fastreid_train_loader_with_cift_sampler():
+    from fastreid.config import get_cfg
+    from fastreid.data import build_reid_train_loader
+    cfg = get_cfg()
+    cfg.DATASETS.NAMES = ()
+    cfg.DATALOADER.SAMPLER_TRAIN = "CrossModalityIdentitySampler"
+    build_reid_train_loader(cfg)
+    return "built"
+
+
 def run(skip, behaviours):
     global SKIP
     SKIP = skip
@@ -251,6 +261,8 @@ CASES = {
     "plain_optimizer_params": ("sgd_steps", (), {"value": [0.0, 0.0]}),
     "metric_printer_tolerates_repeated_writes": ("repeated_metric_write", (),
                                                  {"error": "ZeroDivisionError"}),
+    "refuse_vi_data_in_fastreid_train_loader": ("fastreid_train_loader_with_cift_sampler", (),
+                                                {"error": "Unknown training sampler"}),
 }
 IMPORT_SHIMS = ("provide_torch_six", "restore_collections_abc_aliases")
 
@@ -349,6 +361,12 @@ def test_repeated_metric_write_prints_once(probes: dict[str, dict]) -> None:
     assert value_with_every_shim(probes, "repeated_metric_write") == 1
 
 
+def test_fastreid_train_loader_refuses_the_cross_modality_sampler(probes) -> None:
+    result = probes["-"]["fastreid_train_loader_with_cift_sampler"]
+    assert "CIFTTrainer" in result.get("error", ""), result
+    assert len(result["error"].splitlines()) == 1
+
+
 def test_launch_worker_is_patched_and_picklable() -> None:
     worker = sys.modules["fastreid.engine.launch"]._distributed_worker
     assert worker.__module__ == "cift.compat"
@@ -386,12 +404,14 @@ def test_shims_can_run_again_without_stacking() -> None:
         "fastreid.utils.compute_dist": compute_dist.compute_jaccard_distance,
         "fastreid.solver.build": solver_build.build_optimizer,
         "fastreid.utils.events": events.CommonMetricPrinter.write,
+        "fastreid.data.build": build.build_reid_train_loader,
     }
     for module, patched in wrapped.items():
         original = patched._cift_original  # one level of wrapping, around fastreid's own
         assert original.__module__ == module and not hasattr(original, "_cift_original")
     assert build.DataLoaderX is data_utils.DataLoaderX
     assert defaults.build_optimizer is solver_build.build_optimizer
+    assert defaults.build_reid_train_loader is build.build_reid_train_loader
     assert reid_evaluation.compile_helper.__module__ == "cift.compat"
     assert defaults.DistributedDataParallel.__module__ == "cift.compat"
     assert sys.modules["torch._six"].string_classes == (str, bytes)

@@ -51,10 +51,15 @@ def trained_like(arch: str, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
-def write_run(run: Path, model: torch.nn.Module, name: str = "model_final") -> Path:
+def write_run(run: Path, model: torch.nn.Module, name: str = "model_final",
+              opts: tuple = ()) -> Path:
     """A training run's folder as CIFTTrainer leaves it: checkpoint with optimizer state and
-    counters, last_checkpoint, protocol_results.json."""
+    counters, last_checkpoint, protocol_results.json, config.yaml (NUM_CLASSES filled in)."""
     run.mkdir(parents=True, exist_ok=True)
+    arch = type(model).__name__
+    cfg = load_config(CONFIGS[arch], [*TINY, "MODEL.HEADS.NUM_CLASSES", str(NUM_CLASSES),
+                                      "OUTPUT_DIR", str(run), *opts])
+    (run / "config.yaml").write_text(cfg.dump())
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     AtomicCheckpointer(model, str(run), optimizer=optimizer).save(name, epoch=1)
     (run / RESULTS_FILE).write_text(json.dumps(RESULTS))
@@ -204,3 +209,35 @@ def test_unsafe_checkpoint_needs_the_trust_flag(tmp_path, capsys):
     assert export(weights, tmp_path / "zoo", "--trust-checkpoint", arch="VIBaseline") == 0
     (exported,) = (tmp_path / "zoo").glob("*.safetensors")
     assert set(load_file(exported)) == set(model.state_dict())  # the Namespace is not exported
+
+
+def test_entry_config_does_not_point_at_the_training_run(cift_run, tmp_path):
+    _, weights = cift_run
+    out = tmp_path / "sysu_cift"
+    assert export(weights, out) == 0
+    cfg = load_config(str(out / "config.yaml"))
+    assert cfg.OUTPUT_DIR == "logs/zoo/sysu_cift"
+    assert str(weights.parent) not in (out / "config.yaml").read_text()
+
+
+def test_metrics_of_another_config_are_not_attached(tmp_path, capsys, caplog):
+    model = trained_like("VIBaseline")
+    weights = write_run(tmp_path / "run", model, opts=("TEST.SYSU.TRIALS", "3"))
+    assert export(weights, tmp_path / "a", arch="VIBaseline") == 0
+    assert not (tmp_path / "a" / "metrics.json").exists()
+    assert "TEST.SYSU.TRIALS" in caplog.text
+    # the same config (device and output folder aside): attached, with the config's hash
+    assert export(weights, tmp_path / "b", "TEST.SYSU.TRIALS", "3", "MODEL.DEVICE", "cuda",
+                  arch="VIBaseline") == 0
+    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    from cift.export.model_zoo import config_sha256
+
+    entry_cfg = load_config(str(tmp_path / "b" / "config.yaml"))
+    assert metrics["config_sha256"] == config_sha256(entry_cfg)
+    # --metrics FILE beside the config.yaml of another config: refused in one line
+    capsys.readouterr()
+    rc = export(weights, tmp_path / "c", "--metrics", str(tmp_path / "run" / RESULTS_FILE),
+                arch="VIBaseline")
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "TEST.SYSU.TRIALS" in err
+    assert not (tmp_path / "c").exists() or not list((tmp_path / "c").iterdir())

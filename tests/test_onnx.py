@@ -67,13 +67,45 @@ def test_export_command_writes_a_hashed_onnx_file(tmp_path, capsys):
     weights = write_run(tmp_path / "run", model)
     assert export(weights, tmp_path / "zoo", "--onnx") == 0
     (path,) = (tmp_path / "zoo").glob("*.onnx")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    (weights_file,) = (tmp_path / "zoo").glob("*.safetensors")
+    digest = hashlib.sha256(weights_file.read_bytes()).hexdigest()
     assert re.fullmatch(r"model_final_[0-9a-f]{8}\.onnx", path.name)
+    # the ONNX file carries the hash of the weights it was exported from
     assert path.name == f"model_final_{digest[:8]}.onnx"
+    assert path.stem == weights_file.stem
     x = images(4)
     with torch.no_grad():
         assert torch.allclose(torch.from_numpy(onnx_features(path.read_bytes(), x.numpy())),
                               model(x), atol=PARITY_TOLERANCE, rtol=0)
+
+
+def test_export_of_a_cift_model_with_large_features(tmp_path, capsys):
+    """Trained BNNeck features can reach ~1e5, where float32 rounding alone exceeds an
+    absolute 1e-4: the parity check compares normalised features, and the entry is written."""
+    model = trained_like("CIFT")
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.weight.mul_(1e5)
+        features = model(images(3))
+    assert features.abs().max() > 1e4
+    assert onnx_max_abs_diff(model, export_onnx(model, SIZE), images(3)) > 1e-4
+    weights = write_run(tmp_path / "run", model)
+    assert export(weights, tmp_path / "zoo", "--onnx") == 0, capsys.readouterr().err
+    (onnx_file,) = (tmp_path / "zoo").glob("*.onnx")
+    (weights_file,) = (tmp_path / "zoo").glob("*.safetensors")
+    assert onnx_file.stem == weights_file.stem
+
+
+def test_parity_check_still_refuses_a_real_mismatch():
+    from cift.export.onnx_export import OnnxParityError, check_parity
+
+    model = trained_like("VIBaseline")
+    data = export_onnx(model, SIZE)
+    with torch.no_grad():
+        model.heads.neck.weight.mul_(-1)  # the file no longer matches the model
+    with pytest.raises(OnnxParityError, match="normalised"):
+        check_parity(model, data, SIZE)
 
 
 @pytest.mark.parametrize("exported", ["CIFT"], indirect=True)

@@ -193,3 +193,38 @@ def test_cift_trains_and_evaluates_with_and_without_transfer(env, tmp_path):
     for key in ("CIFT", "CIFT†"):
         for setting in SETTINGS:
             assert evaluated[key][setting] == pytest.approx(results[key][setting], abs=1e-6)
+
+
+def test_eval_only_of_a_zoo_entry_leaves_the_training_run_alone(trained, env, tmp_path,
+                                                                  monkeypatch):
+    """The exported config.yaml and no OUTPUT_DIR: the evaluation writes to the entry's own
+    logs/zoo/<entry>/eval/<weights> folder, and the training run's files stay as they were."""
+    out, results = trained
+
+    def run_files():  # log.txt aside: in one process fastreid's logger keeps every job's file
+        return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.suffix != ".txt"}
+
+    before = run_files()
+    spec = importlib.util.spec_from_file_location("export_model",
+                                                  ROOT / "projects/CIFT/tools/export_model.py")
+    export_model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export_model)
+    entry = tmp_path / "zoo" / "demo_baseline"
+    assert export_model.run(["--config-file", DEMO, *TINY, "OUTPUT_DIR", str(out),
+                             "MODEL.WEIGHTS", str(out / "model_final.pth"),
+                             "--output", str(entry)]) == 0
+    (weights,) = entry.glob("*.safetensors")
+    # the run's config.yaml matches the export's config: its evaluation travels with the entry
+    assert json.loads((entry / "metrics.json").read_text())["results"]["SyntheticVI"]["metric"] \
+        == pytest.approx(results["metric"])
+    monkeypatch.chdir(tmp_path)
+    evaluated = train_net.main(train_net.default_argument_parser().parse_args(
+        ["--config-file", str(entry / "config.yaml"), "--eval-only", "MODEL.WEIGHTS",
+         str(weights)]))
+    for setting in SETTINGS:
+        assert evaluated[setting] == pytest.approx(results[setting], abs=1e-6)
+    assert run_files() == before
+    assert not (out / "eval").exists()
+    written = tmp_path / "logs" / "zoo" / "demo_baseline" / "eval" / weights.stem
+    for name in ("config.yaml", "log.txt", "protocol_results.json"):
+        assert (written / name).is_file(), name

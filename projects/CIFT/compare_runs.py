@@ -4,7 +4,8 @@
     python projects/CIFT/compare_runs.py baseline=logs/demo/baseline logs/demo/cift
 
 Each argument is a run's OUTPUT_DIR, optionally prefixed with a label (default: the folder
-name); a CIFT run contributes its CIFT and CIFT† rows.
+name). Every run keeps its own columns under its label: a baseline's `LABEL`, a CIFT run's
+`LABEL` (transferred features, CIFT) and `LABEL†` (BNNeck features, CIFT†).
 """
 import argparse
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without install
 
-from cift.errors import print_input_error  # noqa: E402
+from cift.errors import CiftInputError, print_input_error  # noqa: E402
 from cift.evaluation.report import compare_table, load_run_results  # noqa: E402
 
 
@@ -23,8 +24,13 @@ def main(argv=None) -> int:
     runs = {}
     for spec in args.runs:
         label, _, path = spec.rpartition("=")
+        label = label or Path(path).resolve().name
+        if label in runs:
+            return print_input_error(CiftInputError(
+                f"{spec}: the label {label!r} is already taken by another run; "
+                "give each run its own as LABEL=DIR"))
         try:
-            runs[label or Path(path).name] = load_run_results(path)
+            runs[label] = load_run_results(path)
         except FileNotFoundError as err:
             return print_input_error(err)
     datasets = list(dict.fromkeys(d for results in runs.values() for d in results))

@@ -13,6 +13,10 @@ from . import compat
 
 compat.apply()
 
+from .log_forwarding import forward_to_fastreid  # noqa: E402
+
+forward_to_fastreid()
+
 from . import data, evaluation, modeling  # noqa: E402  only registration
 from .config import add_cift_config, load_config  # noqa: E402
 from .errors import CiftInputError  # noqa: E402

@@ -189,6 +189,57 @@ def metric_printer_tolerates_repeated_writes() -> None:
     printer.write = write
 
 
+CROSS_MODALITY_SAMPLER = "CrossModalityIdentitySampler"
+
+
+def check_fastreid_train_loader(cfg) -> None:
+    """Raise CiftInputError when `cfg` asks fastreid's own training loader for cift's
+    visible-infrared data: the cross-modality sampler, or a data set with a `config_kwargs`
+    hook (cift's, whose options and per-image modality that loader cannot pass on)."""
+    from fastreid.data.datasets import DATASET_REGISTRY
+
+    try:
+        from .errors import CiftInputError
+    except ImportError:  # compat.py loaded on its own, as tests/test_compat.py's probe does
+        CiftInputError = ValueError
+
+    ours = [name for name in cfg.DATASETS.NAMES
+            if name in DATASET_REGISTRY._obj_map
+            and hasattr(DATASET_REGISTRY.get(name), "config_kwargs")]
+    sampler = cfg.DATALOADER.SAMPLER_TRAIN
+    if sampler == CROSS_MODALITY_SAMPLER or ours:
+        what = (f"DATALOADER.SAMPLER_TRAIN {sampler!r}" if sampler == CROSS_MODALITY_SAMPLER
+                else f"DATASETS.NAMES {tuple(ours)}")
+        raise CiftInputError(f"{what}: fastreid's build_reid_train_loader(cfg) (DefaultTrainer) "
+                             "cannot build cift's visible-infrared training data; train with "
+                             "cift.engine.CIFTTrainer or cift.data.build_vi_train_loader(cfg)")
+
+
+def refuse_vi_data_in_fastreid_train_loader() -> None:
+    """fastreid's config-driven `build_reid_train_loader(cfg)` (what `DefaultTrainer` calls)
+    knows only its own samplers and builds data sets without the config, so with cift's
+    sampler it fails with "Unknown training sampler", and with cift's data sets it would
+    train on images without their modality and with default data set options. Refuse such a
+    call in one line naming CIFTTrainer; a call with an explicit `train_set` (cift's own
+    loader) passes unchanged."""
+    import fastreid.data
+    import fastreid.engine.defaults
+    from fastreid.data import build
+
+    original = getattr(build.build_reid_train_loader, "_cift_original",
+                       build.build_reid_train_loader)
+
+    def build_reid_train_loader(*args: Any, **kwargs: Any):
+        cfg = args[0] if args and hasattr(args[0], "DATALOADER") else kwargs.get("cfg")
+        if cfg is not None and kwargs.get("train_set") is None:
+            check_fastreid_train_loader(cfg)
+        return original(*args, **kwargs)
+
+    build_reid_train_loader._cift_original = original
+    for module in (build, fastreid.data, fastreid.engine.defaults):
+        module.build_reid_train_loader = build_reid_train_loader
+
+
 # Order matters: the first two must run before `fastreid.data` can be imported at all.
 SHIMS: tuple[Callable[[], None], ...] = (
     provide_torch_six,
@@ -201,6 +252,7 @@ SHIMS: tuple[Callable[[], None], ...] = (
     cpu_safe_launch,
     plain_optimizer_params,
     metric_printer_tolerates_repeated_writes,
+    refuse_vi_data_in_fastreid_train_loader,
 )
 
 

@@ -5,9 +5,11 @@
         --output DIR [--onnx] [--force] [--metrics FILE] [--trust-checkpoint]
 
 Writes DIR/model_final_<sha256[:8]>.safetensors (weights only), DIR/config.yaml (the resolved
-config, MODEL.HEADS.NUM_CLASSES filled in) and DIR/metrics.json (the run's evaluation, when the
-checkpoint is its last one, or --metrics FILE); with --onnx also
-DIR/model_final_<sha256[:8]>.onnx, checked against PyTorch with onnxruntime. KEY VALUE config
+config, MODEL.HEADS.NUM_CLASSES filled in, OUTPUT_DIR logs/zoo/<DIR name>) and DIR/metrics.json
+(the run's evaluation, when the checkpoint is its last one and the run's config.yaml matches
+this config, or --metrics FILE, checked against the config.yaml beside it); with --onnx also
+DIR/model_final_<sha256[:8]>.onnx (the same hash: the weights it comes from), checked against
+PyTorch with onnxruntime. KEY VALUE config
 options may come anywhere (after `--` if a value starts with '-').
 """
 from __future__ import annotations
@@ -27,7 +29,12 @@ from cift.config import load_config  # noqa: E402
 from cift.engine.checkpoint import add_trust_argument  # noqa: E402
 from cift.errors import CiftInputError, print_input_error  # noqa: E402
 from cift.export.inference import load_inference_model  # noqa: E402
-from cift.export.model_zoo import run_metrics, write_entry  # noqa: E402
+from cift.export.model_zoo import (  # noqa: E402
+    CONFIG_FILE,
+    config_differences,
+    run_metrics,
+    write_entry,
+)
 
 logger = logging.getLogger("cift.export")
 
@@ -51,6 +58,20 @@ def argument_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_metrics_config(cfg, metrics_file: str) -> None:
+    """Refuse --metrics FILE produced under another config: the config.yaml beside FILE (as a
+    run or an --eval-only job leaves it) must agree with `cfg` on every scored key. Without
+    one, the results are attached with a warning that they could not be checked."""
+    beside = str(Path(metrics_file).resolve().parent / CONFIG_FILE)
+    differences = config_differences(cfg, beside)
+    if differences is None:
+        logger.warning(f"--metrics {metrics_file}: no config.yaml beside it, so it cannot be "
+                       "checked that these results were produced under this config")
+    elif differences:
+        raise CiftInputError(f"--metrics {metrics_file}: produced under another config "
+                             f"({beside} differs in {', '.join(differences[:5])})")
+
+
 def export(args: argparse.Namespace) -> dict[str, str]:
     trained = load_config(args.config_file, args.opts)
     cfg, model, state = load_inference_model(trained, trust=args.trust_checkpoint, device="cpu")
@@ -65,11 +86,13 @@ def export(args: argparse.Namespace) -> dict[str, str]:
                 metrics = (json.load(f), args.metrics)
         except (OSError, ValueError) as err:
             raise CiftInputError(f"--metrics {args.metrics}: cannot read JSON ({err})") from None
+        check_metrics_config(entry_cfg, args.metrics)
     else:
-        metrics = run_metrics(cfg.MODEL.WEIGHTS)
+        metrics = run_metrics(cfg.MODEL.WEIGHTS, entry_cfg)
         if metrics is None:
             logger.warning(f"no metrics.json: {cfg.MODEL.WEIGHTS} is not the last checkpoint "
-                           "of a run with protocol_results.json (give --metrics FILE)")
+                           "of a run with protocol_results.json under this config "
+                           "(give --metrics FILE)")
     onnx_bytes = None
     if args.onnx:
         from cift.export.onnx_export import check_parity, export_onnx
@@ -78,17 +101,23 @@ def export(args: argparse.Namespace) -> dict[str, str]:
         onnx_bytes = export_onnx(model, size, metadata={
             "cift.meta_architecture": cfg.MODEL.META_ARCHITECTURE})
         diff = check_parity(model, onnx_bytes, size)
-        logger.info(f"ONNX: onnx.checker passed; max |onnxruntime - torch| = {diff:.2e}")
+        logger.info(f"ONNX: onnx.checker passed; max |onnxruntime - torch| on normalised "
+                    f"features = {diff:.2e}")
     return write_entry(entry_cfg, state, args.output, force=args.force, metrics=metrics,
                        onnx_bytes=onnx_bytes)
 
 
 def run(argv: list[str] | None = None) -> int:
     args = argument_parser().parse_intermixed_args(argv)
+    from cift.export.onnx_export import OnnxParityError
+
     try:
         written = export(args)
     except CiftInputError as err:
         return print_input_error(err)
+    except OnnxParityError as err:  # a real mismatch: one line, nothing written
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     for key in ("weights", "onnx", "config", "metrics"):
         if key in written:
             print(f"{key:8s} {written[key]}")

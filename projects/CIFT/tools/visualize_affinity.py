@@ -39,7 +39,8 @@ from cift.evaluation.tasks import build_tasks  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", nargs=3, action="append", required=True,
                    metavar=("LABEL", "CONFIG", "WEIGHTS"),
                    help="a model to show (once, or twice for side by side)")

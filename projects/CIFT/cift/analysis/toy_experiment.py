@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from ..modeling.graph import DEFAULT_K, DEFAULT_TAU_GFT, gft_affinity
+from ..progress import progress
 from .topology import (
     affinity_error_rate,
     affinity_pair_order,
@@ -177,7 +178,7 @@ def run_toy(qx_targets, qa_targets, reps: int = 100, seed: int = 0,
     qa_t = torch.as_tensor(np.asarray(qa_targets, dtype=np.float64))
     labels = s.labels
     qx, qa, qy, qa_pairs, error_mass = [], [], [], [], []
-    for rep in range(reps):
+    for rep in progress(range(reps), desc="toy experiment", unit="rep", leave=True):
         rng = np.random.default_rng(np.random.SeedSequence([seed, rep]))
         features, keys = _Mixture(rng, s), _Mixture(rng, s)
 

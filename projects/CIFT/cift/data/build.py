@@ -49,30 +49,22 @@ class VIDataset(CommDataset):
                 "is_visible": is_visible(modality)}
 
 
-def dataset_kwargs(cfg, name: str) -> dict[str, Any]:
-    """Constructor arguments a registered data set takes from the config."""
-    if name == "RegDB":
-        return dict(trial=cfg.DATASETS.REGDB.TRIAL)
-    if name == "SyntheticVI":
-        s = cfg.DATASETS.SYNTHETIC
-        return dict(num_ids=s.NUM_IDS, images_per_camera=s.IMAGES_PER_CAMERA,
-                    test_ids=s.TEST_IDS, val_ids=s.VAL_IDS, seed=s.SEED)
-    return {}
-
-
 def datasets_root() -> str:
     """Root of all data sets: $FASTREID_DATASETS (read at call time), default ./datasets."""
     return os.getenv("FASTREID_DATASETS", "datasets")
 
 
 def load_dataset(cfg, name: str):
-    """Instantiate the registered data set `name` under $FASTREID_DATASETS."""
+    """Instantiate the registered data set `name` under $FASTREID_DATASETS, with the
+    constructor arguments its `config_kwargs(cfg)` classmethod takes from the config (none
+    for a data set without that hook, e.g. fastreid's own)."""
     try:
         factory = DATASET_REGISTRY.get(name)
     except KeyError:
         known = ", ".join(sorted(DATASET_REGISTRY._obj_map))  # 1.4.0 Registry is not iterable
         raise CiftInputError(f"DATASETS: unknown data set {name!r}; known: {known}") from None
-    return factory(root=datasets_root(), **dataset_kwargs(cfg, name))
+    hook = getattr(factory, "config_kwargs", None)
+    return factory(root=datasets_root(), **(hook(cfg) if hook else {}))
 
 
 def build_vi_train_set(cfg) -> VIDataset:

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
+from ..progress import progress
+
 __all__ = ["ensure_synthetic_sysu", "generate_synthetic_sysu"]
 
 VISIBLE_CAMERAS = (1, 2, 4, 5)
@@ -262,7 +264,9 @@ def _write_layout(out: pathlib.Path, params: dict[str, Any]) -> None:
     """Write every image, the id files and, last, the marker into the empty folder ``out``."""
     seed, height, width = params["seed"], params["height"], params["width"]
     cameras = {c: camera_attributes(seed, c, height, width) for c in (1, 2, 3, 4, 5, 6)}
-    for pid in range(1, params["num_ids"] + 1):
+    pids = range(1, params["num_ids"] + 1)
+    name = out.name.split(".tmp-")[0]  # built in a temporary sibling of the final folder
+    for pid in progress(pids, desc=f"{name}: generating", unit="id", leave=True):
         attrs = identity_attributes(seed, pid)
         for cam in identity_cameras(pid):
             folder = out / f"cam{cam}" / f"{pid:04d}"

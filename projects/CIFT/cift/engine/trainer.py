@@ -12,7 +12,7 @@ from fastreid.engine import DefaultTrainer, hooks
 from fastreid.engine.train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 from fastreid.evaluation import inference_on_dataset
 from fastreid.utils import comm
-from fastreid.utils.events import EventStorage
+from fastreid.utils.events import CommonMetricPrinter, EventStorage
 from fastreid.utils.logger import setup_logger
 from torch.nn.parallel import DistributedDataParallel
 
@@ -23,6 +23,7 @@ from ..evaluation import VIEvaluator, build_tasks, format_protocol_table
 from ..evaluation.report import RESULTS_FILE
 from ..evaluation.vi_evaluator import GraphTransfer
 from .checkpoint import AtomicCheckpointer, atomic_write_json
+from .hooks import EpochEndWriter, ScalarJSONWriter, ScalarTensorboardWriter, VIEvalHook
 from .resume import (
     RunState,
     check_resume,
@@ -191,18 +192,28 @@ class CIFTTrainer(DefaultTrainer):
             self._trainer._data_loader_iter = iter(self.data_loader)
 
     def build_hooks(self) -> list:
-        """fastreid's hooks with the epoch LR schedule in place of its LRScheduler hook; the
-        metric printer's period comes from SOLVER.LOG_PERIOD."""
+        """fastreid's hooks with the epoch LR schedule in place of its LRScheduler hook; every
+        evaluation reaches metrics.json and tensorboard (see cift.engine.hooks), written every
+        SOLVER.LOG_PERIOD iterations and at epoch ends."""
         ret = with_epoch_lr_hook(super().build_hooks(), self.scheduler, self.cfg.SOLVER.BASE_LR)
-        for hook in ret:
+        for i, hook in enumerate(ret):
             if isinstance(hook, hooks.PeriodicWriter):
-                hook._period = self.cfg.SOLVER.LOG_PERIOD
+                ret[i] = EpochEndWriter(hook._writers, self.cfg.SOLVER.LOG_PERIOD)
+            elif isinstance(hook, hooks.EvalHook):
+                ret[i] = VIEvalHook(hook._period, hook._func, self.cfg.DATASETS.TESTS)
         topology = build_topology_hook(self.cfg, self.model)
         if topology is not None:
             # right after the evaluation (same period), before the checkpointer and writers
             at = next(i for i, h in enumerate(ret) if isinstance(h, hooks.EvalHook)) + 1
             ret.insert(at, topology)
         return ret
+
+    def build_writers(self) -> list:
+        """fastreid's console printer, metrics.json and tensorboard writers; the last two write
+        scalars put at an iteration already written (evaluations) too."""
+        return [CommonMetricPrinter(self.max_iter),
+                ScalarJSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json")),
+                ScalarTensorboardWriter(self.cfg.OUTPUT_DIR)]
 
     @classmethod
     def build_train_loader(cls, cfg):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .vi_evaluator import TRANSFERRED
+
 RESULTS_FILE = "protocol_results.json"
 # compare_table's default columns where the runs report them, and any mAP@R (top-R retrieval).
 COMPARED = ("R1", "mAP", "mINP")
@@ -44,24 +46,38 @@ def load_run_results(run_dir: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
+def method_column(name: str, method: str) -> str:
+    """The column label of one method of the run labelled `name`: the run's own ranking
+    (a baseline's features, CIFT's transferred ones) is `name`, CIFT† (no transfer) `name†`,
+    any other method `name method`."""
+    if not method or method == TRANSFERRED:
+        return name
+    if method.startswith(TRANSFERRED):
+        return name + method[len(TRANSFERRED):]
+    return f"{name} {method}"
+
+
 def method_rows(name: str, results: dict) -> dict[str, dict[str, dict]]:
-    """{method: {setting: metrics}}: a baseline's settings under `name`, a CIFT run's under
-    "CIFT" and "CIFT†"."""
+    """{column: {setting: metrics}} of one run labelled `name` (see :func:`method_column`)."""
     methods: dict[str, dict[str, dict]] = {}
     for label, metrics in protocol_rows(results):
         method, _, setting = label.rpartition(" ")
-        methods.setdefault(method or name, {})[setting] = metrics
+        methods.setdefault(method_column(name, method), {})[setting] = metrics
     return methods
 
 
 def compare_table(runs: dict[str, dict], dataset: str, metrics=None) -> str:
     """One row per setting, `metrics` (default: R1, mAP or mAP@R, mINP where reported) mean ±
-    std per method of every run, for one test set."""
+    std per method of every run, for one test set. Every run keeps its own columns, labelled
+    by its key in `runs` (two runs whose columns would share a label raise ValueError)."""
     from tabulate import tabulate
 
     methods: dict[str, dict[str, dict]] = {}
     for name, results in runs.items():
-        methods.update(method_rows(name, results[dataset]))
+        for column, rows in method_rows(name, results[dataset]).items():
+            if column in methods:
+                raise ValueError(f"two runs give the column {column!r}: label them apart")
+            methods[column] = rows
     if metrics is None:
         reported = [reported_metrics(m) for rows in methods.values() for m in rows.values()]
         common = [n for n in (reported or [[]])[0] if all(n in names for names in reported)]

@@ -13,7 +13,12 @@ from .protocols import Search
 
 
 def check_retrieval(cfg) -> int:
-    """TEST.RETRIEVAL checked against the rest of the config; returns TOP_R (0 = off)."""
+    """TEST.RETRIEVAL checked against the rest of the config, and fastreid's TEST.METRIC, which
+    must be cosine (the evaluator and the test-time transfer rank by cosine similarity;
+    fastreid's other values are not implemented); returns TOP_R (0 = off)."""
+    if cfg.TEST.METRIC != "cosine":
+        raise CiftInputError(f"TEST.METRIC {cfg.TEST.METRIC!r}: only 'cosine' is supported "
+                             "(the VI-ReID evaluator ranks by cosine similarity)")
     r = cfg.TEST.RETRIEVAL
     check_choice("TEST.RETRIEVAL.BACKEND", r.BACKEND, SEARCH_BACKENDS)
     if isinstance(r.TOP_R, bool) or not isinstance(r.TOP_R, numbers.Integral) or r.TOP_R < 0:

@@ -15,6 +15,7 @@ from functools import partial
 import numpy as np
 
 from ..errors import check_choice
+from ..progress import progress
 from .protocols import (
     CMC_MODES,
     Search,
@@ -283,14 +284,18 @@ def _summarise_tasks(tasks: list[Task], scores: Callable[[Task], Iterator[tuple]
                      ) -> OrderedDict[str, OrderedDict[str, float]]:
     """Mean and std of each task's per-trial (cmc, averages...) scores, and its mean CMC."""
     results: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()
+    bar = progress(desc="protocol", total=sum(len(task.trials) for task in tasks), unit="trial")
     for task in tasks:
+        bar.set_description(f"protocol {task.name}")
         rows, task_curves = [], []
         for cmc, *averages in scores(task):
             rows.append(metrics_row(cmc, *averages))
             task_curves.append(cmc_curve(cmc))
+            bar.update()
         results[task.name] = summarise(rows, names)
         if curves is not None:
             curves[task.name] = np.mean(task_curves, axis=0)
+    bar.close()
     return results
 
 

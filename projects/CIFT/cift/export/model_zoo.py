@@ -7,13 +7,15 @@ An entry is a folder:
     metrics.json                           the run's evaluation, when it belongs to these weights
     model_final_<sha256[:8]>.onnx          optional: the feature extractor (onnx_export.py)
 
-Each hashed name carries the first 8 hex digits of the SHA-256 of that file's own bytes.
+The hashed names carry the first 8 hex digits of the SHA-256 of the safetensors file's bytes:
+the ONNX file of an entry carries the same hash as the weights it was exported from.
 Every file is written atomically (temporary file, then rename).
 """
 from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 
 import torch
@@ -22,6 +24,8 @@ from ..engine.checkpoint import atomic_write, atomic_write_json
 from ..errors import CiftInputError
 from ..evaluation.report import RESULTS_FILE
 from .safetensors_io import hashed_name, sha256_hex, state_dict_to_safetensors
+
+logger = logging.getLogger(__name__)
 
 WEIGHTS_STEM = "model_final"
 CONFIG_FILE = "config.yaml"
@@ -38,12 +42,64 @@ def entry_files(directory: str) -> list[str]:
     return sorted(found)
 
 
-def run_metrics(weights: str) -> tuple[dict, str] | None:
+# Keys that do not change what a config's model computes or how it is scored: where a job
+# writes and runs, which file the weights come from, where the ImageNet initialisation was.
+UNSCORED_KEYS = ("OUTPUT_DIR", "MODEL.WEIGHTS", "MODEL.DEVICE", "MODEL.BACKBONE.PRETRAIN_PATH",
+                 "DATALOADER.NUM_WORKERS")
+
+
+def flat_config(cfg, prefix: str = "") -> dict[str, object]:
+    """{"A.B.C": value} for every leaf of a (nested) config."""
+    flat: dict[str, object] = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            flat.update(flat_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def scored_config(cfg) -> dict[str, object]:
+    """The config's leaves without UNSCORED_KEYS, NUM_CLASSES left out while unknown (0)."""
+    flat = {k: v for k, v in flat_config(cfg).items() if k not in UNSCORED_KEYS}
+    if not flat.get("MODEL.HEADS.NUM_CLASSES"):
+        flat.pop("MODEL.HEADS.NUM_CLASSES", None)
+    return flat
+
+
+def config_sha256(cfg) -> str:
+    """SHA-256 of the config's scored leaves (:func:`scored_config`, NUM_CLASSES included)."""
+    flat = {k: v for k, v in flat_config(cfg).items() if k not in UNSCORED_KEYS}
+    return sha256_hex(json.dumps(flat, sort_keys=True, default=repr).encode())
+
+
+def config_differences(cfg, config_file: str) -> list[str] | None:
+    """The scored keys on which `config_file` (the config.yaml a run wrote) differs from
+    `cfg`, [] when none, None when the file is absent or no longer loads."""
+    from ..config import load_config
+
+    if not os.path.isfile(config_file):
+        return None
+    try:
+        other = scored_config(load_config(config_file))
+    except CiftInputError:
+        return None
+    ours = scored_config(cfg)
+    missing = object()
+    # NUM_CLASSES is absent from a side only where it is still unknown (0): not a difference
+    return sorted(k for k in ours.keys() | other.keys()
+                  if ours.get(k, missing) != other.get(k, missing)
+                  and not (k == "MODEL.HEADS.NUM_CLASSES" and (k not in ours or k not in other)))
+
+
+def run_metrics(weights: str, cfg=None) -> tuple[dict, str] | None:
     """(results, path) of the evaluation the checkpoint's run left beside it, or None.
 
     A training run writes `protocol_results.json` at each evaluation (always after its last
     iteration), so it belongs to the checkpoint that `last_checkpoint` names; for any other
-    checkpoint of the run (model_0004.pth, model_best.pth) nothing is taken.
+    checkpoint of the run (model_0004.pth, model_best.pth) nothing is taken. With `cfg`, the
+    run's config.yaml must also agree with it on every scored key (:func:`config_differences`),
+    else the results were produced under another config and nothing is taken (logged).
     """
     run_dir = os.path.dirname(os.path.abspath(weights))
     results = os.path.join(run_dir, RESULTS_FILE)
@@ -53,15 +109,29 @@ def run_metrics(weights: str) -> tuple[dict, str] | None:
     with open(last) as f:
         if f.read().strip() != os.path.basename(weights):
             return None
+    if cfg is not None:
+        differences = config_differences(cfg, os.path.join(run_dir, CONFIG_FILE))
+        if differences is None or differences:
+            why = ("has no loadable config.yaml" if differences is None else
+                   f"was trained under another config ({', '.join(differences[:5])} differ)")
+            logger.warning(f"no metrics.json: the run of {weights} {why}")
+            return None
     with open(results) as f:
         return json.load(f), results
 
 
-def resolved_config_yaml(cfg) -> str:
+# Where an entry's config sends the jobs run with it, under `logs/` as fastreid's default:
+# never the training run's folder (an --eval-only run writes to OUTPUT_DIR/eval/<weights>).
+ENTRY_OUTPUT_ROOT = "logs/zoo"
+
+
+def resolved_config_yaml(cfg, entry_name: str = "entry") -> str:
     """The config of an entry: as trained, MODEL.WEIGHTS cleared (the weights file sits beside
-    it; pass it as MODEL.WEIGHTS) and no ImageNet initialisation to fetch."""
+    it; pass it as MODEL.WEIGHTS), no ImageNet initialisation to fetch, and OUTPUT_DIR
+    `logs/zoo/<entry folder name>` instead of the training run's folder."""
     cfg = cfg.clone()
     cfg.defrost()
+    cfg.OUTPUT_DIR = f"{ENTRY_OUTPUT_ROOT}/{entry_name}"
     cfg.MODEL.WEIGHTS = ""
     cfg.MODEL.BACKBONE.PRETRAIN = False
     cfg.MODEL.BACKBONE.PRETRAIN_PATH = ""
@@ -77,7 +147,8 @@ def write_entry(cfg, state: dict, output: str, force: bool = False,
         cfg: the resolved config (MODEL.HEADS.NUM_CLASSES filled in).
         state: the model's tensors (a checkpoint's "model" entry, checked against the model
             that `cfg` builds); only they are written, no optimizer, scheduler or counters.
-        metrics: (results dict, source path) for metrics.json, or None for no metrics.json.
+        metrics: (results dict, source path) for metrics.json, or None for no metrics.json;
+            its results must have been produced under `cfg` (checked by the caller).
         onnx_bytes: the exported feature extractor, or None.
         force: replace an entry already in `output` (its files that the new entry does not
             rewrite are removed once the new files are in place).
@@ -97,7 +168,8 @@ def write_entry(cfg, state: dict, output: str, force: bool = False,
                                                            ".safetensors"))}
     atomic_write(written["weights"], lambda f: f.write(weights))
     if onnx_bytes is not None:
-        written["onnx"] = os.path.join(output, hashed_name(onnx_bytes, WEIGHTS_STEM, ".onnx"))
+        # named after the weights it was exported from, so the pair is recognisable
+        written["onnx"] = os.path.join(output, hashed_name(weights, WEIGHTS_STEM, ".onnx"))
         atomic_write(written["onnx"], lambda f: f.write(onnx_bytes))
     if metrics is not None:
         results, source = metrics
@@ -106,9 +178,10 @@ def write_entry(cfg, state: dict, output: str, force: bool = False,
         atomic_write_json(written["metrics"], {
             "weights": os.path.basename(written["weights"]), "sha256": sha256_hex(weights),
             "checkpoint": os.path.basename(cfg.MODEL.WEIGHTS),
-            "source": os.path.basename(source), "results": results})
+            "source": os.path.basename(source), "config_sha256": config_sha256(cfg),
+            "results": results})
     written["config"] = os.path.join(output, CONFIG_FILE)
-    config_text = resolved_config_yaml(cfg)
+    config_text = resolved_config_yaml(cfg, os.path.basename(os.path.abspath(output)))
     atomic_write(written["config"], lambda f: f.write(config_text.encode()))
     kept = {os.path.basename(p) for p in written.values()}
     for name in existing:

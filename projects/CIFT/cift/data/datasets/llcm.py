@@ -65,6 +65,11 @@ class LLCM(ImageDataset):
     dataset_name = "llcm"
     protocol = "llcm"  # evaluation tasks: cift.evaluation.tasks.build_tasks
 
+    @classmethod
+    def config_kwargs(cls, cfg) -> dict:
+        """Constructor arguments from the config: none (see cift.data.build.load_dataset)."""
+        return {}
+
     def __init__(self, root: str = "datasets", **kwargs):
         self.root = Path(root)
         self.data_dir = require_dataset_folder(self.root / self.dataset_dir)

@@ -80,6 +80,11 @@ class RegDB(ImageDataset):
     dataset_name = "regdb"
     protocol = "regdb"  # evaluation tasks: cift.evaluation.tasks.build_tasks
 
+    @classmethod
+    def config_kwargs(cls, cfg) -> dict:
+        """Constructor arguments from the config: the split DATASETS.REGDB.TRIAL."""
+        return dict(trial=cfg.DATASETS.REGDB.TRIAL)
+
     def __init__(self, root: str = "datasets", trial: int = 1, **kwargs):
         self.trial = check_trial(trial)
         self.root = Path(root)

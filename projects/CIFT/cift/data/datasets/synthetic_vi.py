@@ -22,6 +22,13 @@ class SyntheticVI(SYSUMM01):
     dataset_dir = "SyntheticVI"
     dataset_name = "syntheticvi"
 
+    @classmethod
+    def config_kwargs(cls, cfg) -> dict:
+        """Constructor arguments from DATASETS.SYNTHETIC.* (see cift.data.build.load_dataset)."""
+        s = cfg.DATASETS.SYNTHETIC
+        return dict(num_ids=s.NUM_IDS, images_per_camera=s.IMAGES_PER_CAMERA,
+                    test_ids=s.TEST_IDS, val_ids=s.VAL_IDS, seed=s.SEED)
+
     def __init__(self, root: str = "datasets", num_ids: int = 60, images_per_camera: int = 12,
                  test_ids: int = 20, val_ids: int = 8, seed: int = 0, **kwargs):
         self.generator_args = dict(num_ids=num_ids, images_per_camera=images_per_camera,

@@ -70,6 +70,11 @@ class SYSUMM01(ImageDataset):
     dataset_name = "sysumm01"
     protocol = "sysu"  # evaluation tasks: cift.evaluation.tasks.build_tasks
 
+    @classmethod
+    def config_kwargs(cls, cfg) -> dict:
+        """Constructor arguments from the config: none (see cift.data.build.load_dataset)."""
+        return {}
+
     def __init__(self, root: str = "datasets", **kwargs):
         self.root = Path(root)
         self.data_dir = self.prepare(self.root / self.dataset_dir)

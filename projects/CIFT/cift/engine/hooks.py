@@ -1,0 +1,146 @@
+"""Evaluation scalars that reach metrics.json and tensorboard, under one tag scheme.
+
+fastreid's trainer loses them: an epoch's evaluation puts its scalars at the epoch's last
+iteration, which `PeriodicWriter` has already written (its writers then skip that iteration),
+and the evaluation after the last epoch runs after the writers' final write. Here:
+
+- :class:`VIEvalHook` stores every evaluation as :func:`eval_scalars` tags, the same for
+  VIBaseline and CIFT runs, so their curves overlay in tensorboard;
+- :class:`EpochEndWriter` writes an epoch's last iteration once, after the epoch's evaluation
+  hooks, and writes again before closing at the end of training;
+- :class:`ScalarJSONWriter` / :class:`ScalarTensorboardWriter` write each scalar once per
+  iteration it was put at, so scalars put at an iteration already written still land.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict, defaultdict
+from collections.abc import Sequence
+
+import torch
+from fastreid.engine import hooks
+from fastreid.utils import comm
+from fastreid.utils.events import JSONWriter, TensorboardXWriter, get_event_storage
+
+from ..evaluation.report import protocol_rows
+from ..evaluation.vi_evaluator import BNNECK_ONLY, TRANSFERRED
+
+__all__ = ["EpochEndWriter", "ScalarJSONWriter", "ScalarTensorboardWriter", "VIEvalHook",
+           "eval_scalars"]
+
+# Tag groups: each model's own ranking (a baseline's features, CIFT's transferred ones), and
+# CIFT's BNNeck features without the transfer (CIFT†).
+EVAL_GROUP, NO_TRANSFER_GROUP = "eval", "eval_no_transfer"
+
+
+def eval_scalars(results: dict, test_sets: Sequence[str]) -> OrderedDict[str, float]:
+    """Scalars of one evaluation (:meth:`CIFTTrainer.test`'s results: one test set's metrics,
+    or a dict keyed by test set when there are several).
+
+    Returns {"eval/<test set>/<setting>/<metric>": value} for the model's ranking,
+    "eval_no_transfer/..." for CIFT†, and fastreid's checkpointer key "metric" (one test set)
+    or "<test set>/metric" (several).
+    """
+    by_set = {test_sets[0]: results} if len(test_sets) == 1 else results
+    scalars: OrderedDict[str, float] = OrderedDict()
+    for name in test_sets:
+        metrics_of_set = by_set.get(name) or {}
+        if "metric" in metrics_of_set:
+            scalars["metric" if len(test_sets) == 1 else f"{name}/metric"] = float(
+                metrics_of_set["metric"])
+        for label, metrics in protocol_rows(metrics_of_set):
+            method, _, setting = label.rpartition(" ")
+            group = {"": EVAL_GROUP, TRANSFERRED: EVAL_GROUP,
+                     BNNECK_ONLY: NO_TRANSFER_GROUP}.get(method, f"{EVAL_GROUP}_{method}")
+            for metric, value in metrics.items():
+                scalars[f"{group}/{name}/{setting}/{metric}"] = float(value)
+    return scalars
+
+
+class VIEvalHook(hooks.EvalHook):
+    """fastreid's EvalHook (same schedule), storing :func:`eval_scalars` of the results."""
+
+    def __init__(self, eval_period: int, eval_function, test_sets: Sequence[str]):
+        super().__init__(eval_period, eval_function)
+        self.test_sets = tuple(test_sets)
+
+    def _do_eval(self) -> None:
+        results = self._func()
+        if results:
+            self.trainer.storage.put_scalars(**eval_scalars(results, self.test_sets),
+                                             smoothing_hint=False)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        comm.synchronize()  # evaluation times differ between ranks
+
+    def after_train(self) -> None:
+        # fastreid's trainer moves the storage one past the last iteration here; an evaluation
+        # after the last epoch belongs to its last iteration, as when after_epoch runs it
+        # (the hooks after this one, topology and writers, use the same iteration)
+        self.trainer.storage.iter = max(self.trainer.iter - 1, 0)
+        super().after_train()
+
+
+class EpochEndWriter(hooks.PeriodicWriter):
+    """PeriodicWriter that leaves an epoch's last iteration to `after_epoch` (which runs after
+    the evaluation hooks, so the iteration's losses and evaluation are written together), and
+    writes what the final evaluation added before closing the writers."""
+
+    def after_step(self) -> None:
+        t = self.trainer  # epochs have their own lengths (CIFTTrainer.epoch_lengths)
+        if t.iter + 1 != t.epoch_start_iter + t.epoch_lengths[t.epoch]:
+            super().after_step()
+
+    def after_train(self) -> None:
+        for writer in self._writers:
+            writer.write()
+        super().after_train()
+
+
+def unwritten_scalars(written: dict[str, int], window_size: int) -> dict[int, dict[str, float]]:
+    """{iteration: {name: value}} of the storage's latest scalars not yet written at their
+    iteration; marks them written in `written` ({name: last iteration written})."""
+    storage = get_event_storage()
+    fresh: dict[int, dict[str, float]] = defaultdict(dict)
+    for name, (value, iteration) in storage.latest_with_smoothing_hint(window_size).items():
+        if iteration > written.get(name, -1):
+            fresh[iteration][name] = value
+            written[name] = iteration
+    return dict(sorted(fresh.items()))
+
+
+class ScalarJSONWriter(JSONWriter):
+    """fastreid's JSONWriter (one JSON object per line and iteration), writing each scalar once
+    per iteration it was put at, rather than skipping iterations already written."""
+
+    def __init__(self, json_file: str, window_size: int = 20):
+        super().__init__(json_file, window_size)
+        self._written: dict[str, int] = {}
+
+    def write(self) -> None:
+        for iteration, scalars in unwritten_scalars(self._written, self._window_size).items():
+            self._file_handle.write(json.dumps({**scalars, "iteration": iteration},
+                                               sort_keys=True) + "\n")
+        self._file_handle.flush()
+        os.fsync(self._file_handle.fileno())
+
+
+class ScalarTensorboardWriter(TensorboardXWriter):
+    """fastreid's TensorboardXWriter, writing each scalar once per iteration it was put at."""
+
+    def __init__(self, log_dir: str, window_size: int = 20, **kwargs):
+        super().__init__(log_dir, window_size, **kwargs)
+        self._written: dict[str, int] = {}
+
+    def write(self) -> None:
+        for iteration, scalars in unwritten_scalars(self._written, self._window_size).items():
+            for name, value in scalars.items():
+                self._writer.add_scalar(name, value, iteration)
+        storage = get_event_storage()
+        for image_name, image, step in storage._vis_data:  # as fastreid's writer does
+            self._writer.add_image(image_name, image, step)
+        storage.clear_images()
+        for params in storage._histograms:
+            self._writer.add_histogram_raw(**params)
+        storage.clear_histograms()
