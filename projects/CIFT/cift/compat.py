@@ -116,29 +116,14 @@ def cpu_safe_ddp() -> None:
 
 
 def _distributed_worker(local_rank, main_func, world_size, num_gpus_per_machine, machine_rank,
-                        dist_url, args):
+                        dist_url, args, timeout_s: float = 0):
     """fastreid's launch worker with NCCL and one GPU per process when CUDA is there, gloo on
-    the CPU otherwise (module level, so that `mp.spawn` can pickle it)."""
-    import torch.distributed as dist
-    from fastreid.utils import comm
+    the CPU otherwise, and the DIST_TIMEOUT_S timeout with a heartbeat (module level, so that
+    `mp.spawn` can pickle it); see `cift.engine.launch.spawned_worker`."""
+    from .engine.launch import spawned_worker
 
-    use_cuda = torch.cuda.is_available()
-    if use_cuda and num_gpus_per_machine > torch.cuda.device_count():
-        raise RuntimeError(f"--num-gpus {num_gpus_per_machine} asked for, "
-                           f"{torch.cuda.device_count()} GPUs visible")
-    global_rank = machine_rank * num_gpus_per_machine + local_rank
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo", init_method=dist_url,
-                            world_size=world_size, rank=global_rank)
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-    comm.synchronize()
-    num_machines = world_size // num_gpus_per_machine
-    for i in range(num_machines):
-        ranks = list(range(i * num_gpus_per_machine, (i + 1) * num_gpus_per_machine))
-        group = dist.new_group(ranks)
-        if i == machine_rank:
-            comm._LOCAL_PROCESS_GROUP = group
-    main_func(*args)
+    spawned_worker(local_rank, main_func, world_size, num_gpus_per_machine, machine_rank,
+                   dist_url, args, timeout_s)
 
 
 def cpu_safe_launch() -> None:
