@@ -106,6 +106,13 @@ def check_device(job: Job) -> None:
         raise CiftInputError(f"MODEL.DEVICE {device!r}: no GPU is visible (use MODEL.DEVICE cpu)")
 
 
+def check_dist_timeout(job: Job) -> None:
+    value = job.cfg.DIST_TIMEOUT_S
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+        raise CiftInputError(f"DIST_TIMEOUT_S {value!r}: expected seconds >= 0 (0: 300 with "
+                             "gloo, 1800 with NCCL)")
+
+
 def check_registries(job: Job) -> None:
     """Registered meta-architecture, backbone, heads; a known training sampler."""
     from fastreid.modeling.backbones import BACKBONE_REGISTRY
@@ -309,6 +316,7 @@ def check_images(job: Job) -> None:
 CHECKS: list[Check] = [
     check_device,
     check_weights_path,
+    check_dist_timeout,
     check_registries,
     check_batch_keys,
     check_cift,
