@@ -101,6 +101,17 @@ def progress(iterable, total: int, desc: str):
     return tqdm(iterable, total=total, desc=desc, unit="img", disable=None, leave=False)
 
 
+def relative_paths(paths, data_dir: str) -> dict[str, str]:
+    """{path: path relative to `data_dir`} (string slicing: os.path.relpath costs more than
+    the rest of a cached check)."""
+    root = os.path.join(os.path.abspath(data_dir), "")
+    rel = {}
+    for p in paths:
+        full = p if os.path.isabs(p) else os.path.abspath(p)
+        rel[p] = full[len(root):] if full.startswith(root) else os.path.relpath(full, root)
+    return rel
+
+
 def find_unreadable(paths: Sequence[str], data_dir: str, workers: int | None = None,
                     desc: str = "checking images") -> list[tuple[str, str]]:
     """(path, reason) of every image of `paths` that does not decode.
@@ -113,9 +124,8 @@ def find_unreadable(paths: Sequence[str], data_dir: str, workers: int | None = N
     cache_dir = cache_dir_for(data_dir)
     cache_file = os.path.join(cache_dir, CACHE_NAME) if cache_dir else None
     known = read_cache(cache_file) if cache_file else {}
-    root = os.path.abspath(data_dir)
     keys = {p: file_key(p) for p in dict.fromkeys(paths)}
-    rel = {p: os.path.relpath(os.path.abspath(p), root) for p in keys}
+    rel = relative_paths(keys, data_dir)
     bad = [(p, "file not found") for p, key in keys.items() if key is None]
     todo = [p for p, key in keys.items() if key is not None and known.get(rel[p]) != key]
     if todo:
