@@ -27,7 +27,7 @@ from cift.config import load_config  # noqa: E402
 from cift.engine.checkpoint import add_trust_argument  # noqa: E402
 from cift.errors import CiftInputError, print_input_error  # noqa: E402
 from cift.export.inference import load_inference_model  # noqa: E402
-from cift.export.model_zoo import run_metrics, write_entry  # noqa: E402
+from cift.export.model_zoo import check_entry_target, run_metrics, write_entry  # noqa: E402
 
 logger = logging.getLogger("cift.export")
 
@@ -52,6 +52,7 @@ def argument_parser() -> argparse.ArgumentParser:
 
 
 def export(args: argparse.Namespace) -> dict[str, str]:
+    check_entry_target(args.output, force=args.force)  # before any work
     trained = load_config(args.config_file, args.opts)
     cfg, model, state = load_inference_model(trained, trust=args.trust_checkpoint, device="cpu")
     entry_cfg = trained.clone()  # the training device, not the CPU the export runs on
