@@ -26,13 +26,12 @@ import torch
 import torch.distributed as dist
 from fastreid.utils import comm
 
+from ..compat import DEFAULT_DIST_TIMEOUT_S
 from ..errors import CiftInputError, CiftJobError
 
 TORCHRUN_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
-# DIST_TIMEOUT_S 0: a few minutes on the CPU, torch's (and fastreid's) 30 minutes with NCCL
-DEFAULT_TIMEOUT_S = {"gloo": 300.0, "nccl": 1800.0}
 # seconds the spawner lets the other processes end by themselves after one failed
-GRACE_S = 5.0
+GRACE_S = 2.0
 
 
 def backend() -> str:
@@ -43,7 +42,7 @@ def dist_timeout(seconds: float = 0, backend_name: str | None = None) -> timedel
     """The process-group timeout: `seconds` (DIST_TIMEOUT_S), or the backend's default if 0."""
     if seconds < 0:
         raise CiftInputError(f"DIST_TIMEOUT_S {seconds!r}: expected seconds >= 0 (0 = default)")
-    return timedelta(seconds=seconds or DEFAULT_TIMEOUT_S[backend_name or backend()])
+    return timedelta(seconds=seconds or DEFAULT_DIST_TIMEOUT_S[backend_name or backend()])
 
 
 def started_by_torchrun() -> bool:
@@ -90,7 +89,7 @@ class Heartbeat:
 
         thread = threading.Thread(target=probe, daemon=True)
         thread.start()
-        thread.join(3 * self.interval + 5)
+        thread.join(2 * self.interval + 3)
         if result:
             return result[0]
         return [] if self.rank == 0 else [0]
