@@ -127,3 +127,21 @@ def test_worker_errors_come_back_as_one_exception():
     assert str(raised_error(trace)) == "rank 0: rank 1 went silent"
     assert isinstance(raised_error("...\ncift.errors.CiftInputError: X 1: bad\n"), CiftInputError)
     assert raised_error("...\nValueError: other\n") is None
+
+
+def test_killed_worker_ends_the_job_in_one_line(tmp_path):
+    """A rank killed outright (SIGKILL: an OOM kill, an NCCL watchdog abort) ends the job with
+    one line naming it, not a ProcessExitedException traceback."""
+    script = tmp_path / "job.py"
+    loop = "        time.sleep(0.02)\n"
+    assert loop in JOB
+    script.write_text(JOB.replace(loop, loop + "        if rank == 1:\n"
+                                  "            os.kill(os.getpid(), 9)\n"))
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path), str(TIMEOUT_S)],
+                          capture_output=True, text=True, timeout=200,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    # rank 0 may notice first (peer gone) or the spawner may (rank 1 died by a signal)
+    assert lines[0].startswith(("error: rank 1: its process ended", "error: rank 0: rank 1")), lines

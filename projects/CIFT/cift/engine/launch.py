@@ -191,11 +191,12 @@ def raised_error(text: str) -> BaseException | None:
     return None
 
 
-def spawn_workers(nprocs: int, args: tuple) -> None:
+def spawn_workers(nprocs: int, args: tuple, machine_rank: int = 0) -> None:
     """Start `spawned_worker` in `nprocs` processes and wait. When one fails, the others get
     GRACE_S seconds to end, then are killed (SIGKILL also ends a stopped process); a worker's
     CiftInputError / CiftJobError is raised here as it was (one line), anything else as
-    torch's ProcessRaisedException."""
+    torch's ProcessRaisedException; a process that dies without one (a signal) as one
+    CiftJobError naming its rank."""
     import torch.multiprocessing as mp
 
     context = mp.start_processes(spawned_worker, args=args, nprocs=nprocs, join=False,
@@ -206,6 +207,10 @@ def spawn_workers(nprocs: int, args: tuple) -> None:
                 return
         except mp.ProcessRaisedException as err:
             raise raised_error(str(err)) or err from None
+        except mp.ProcessExitedException as err:  # killed (an NCCL watchdog abort, OOM, ...)
+            rank = machine_rank * nprocs + err.error_index
+            raise CiftJobError(f"rank {rank}: its process ended without a Python error "
+                               f"({err}); the other processes were stopped") from None
         # a worker that reported its error but does not exit (a destructor waiting on a frozen
         # peer) must not keep the job alive
         for path in context.error_files:
@@ -249,4 +254,5 @@ def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1
             raise CiftInputError("--dist-url auto: only for one machine; give tcp://HOST:PORT")
         dist_url = f"tcp://127.0.0.1:{free_port()}"
     spawn_workers(num_gpus_per_machine, (main_func, world_size, num_gpus_per_machine,
-                                         machine_rank, dist_url, args, timeout_s))
+                                         machine_rank, dist_url, args, timeout_s),
+                  machine_rank=machine_rank)
