@@ -12,7 +12,7 @@ from fastreid.modeling.backbones import build_backbone
 from torch import nn
 
 from cift import CiftInputError, load_config
-from cift.engine.recipe_checks import check_recipe_inputs
+from cift.engine.validate import check_pretrained, check_recipe_keys, validate
 from cift.modeling.backbone import (
     TorchvisionResNet,
     imagenet_weights_file,
@@ -34,6 +34,11 @@ class WritesAFile:
 
     def __reduce__(self):
         return open, (str(self.marker), "w")
+
+
+def check_recipe_inputs(cfg) -> None:
+    """The recipe-key and ImageNet-weights checks of a training run."""
+    validate(cfg, checks=[check_recipe_keys, check_pretrained])
 
 
 def torchvision_last_stride_1(depth: str) -> nn.Module:

@@ -15,15 +15,16 @@ import cift  # noqa: F401  first: patches fastreid for torch 2 and registers eve
 # isort: split
 from fastreid.engine import default_argument_parser
 
+from cift.config import load_config
 from cift.engine import CIFTTrainer
 from cift.engine.checkpoint import (
     AtomicCheckpointer,
     add_trust_argument,
     num_classes_in_checkpoint,
 )
-from cift.engine.launch import launch
-from cift.engine.setup import setup
-from cift.errors import CiftInputError, print_input_error
+from cift.engine.launch import launch, started_by_torchrun
+from cift.engine.setup import check_job, setup
+from cift.errors import CiftInputError, CiftJobError, print_input_error
 
 
 def argument_parser():
@@ -55,10 +56,20 @@ def main(args):
 def run(argv=None) -> int:
     args = argument_parser().parse_args(argv)
     try:
+        world_size = args.num_gpus * args.num_machines
+        if world_size > 1 and not started_by_torchrun():
+            # once, before any process is spawned; the workers then skip the checks
+            cfg = check_job(args, world_size)
+            args.inputs_checked = True
+        else:
+            cfg = load_config(args.config_file, args.opts)  # for DIST_TIMEOUT_S
         launch(main, args.num_gpus, num_machines=args.num_machines,
-               machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,))
+               machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,),
+               timeout_s=cfg.DIST_TIMEOUT_S)
     except CiftInputError as err:
         return print_input_error(err)
+    except CiftJobError as err:
+        return print_input_error(err, status=1)
     return 0
 
 

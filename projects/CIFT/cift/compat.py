@@ -115,10 +115,19 @@ def cpu_safe_ddp() -> None:
     defaults.DistributedDataParallel = ddp
 
 
+# Process-group timeout (DIST_TIMEOUT_S 0): a few minutes on the CPU, torch's 30 minutes (as
+# fastreid gets) with NCCL.
+DEFAULT_DIST_TIMEOUT_S = {"gloo": 300.0, "nccl": 1800.0}
+
+
 def _distributed_worker(local_rank, main_func, world_size, num_gpus_per_machine, machine_rank,
-                        dist_url, args):
+                        dist_url, args, timeout_s: float = 0):
     """fastreid's launch worker with NCCL and one GPU per process when CUDA is there, gloo on
-    the CPU otherwise (module level, so that `mp.spawn` can pickle it)."""
+    the CPU otherwise, and a `timeout_s` process-group timeout (0: DEFAULT_DIST_TIMEOUT_S).
+    Module level, so that `mp.spawn` can pickle it. (train_net.py spawns
+    `cift.engine.launch.spawned_worker`, which also names a rank that goes silent.)"""
+    from datetime import timedelta
+
     import torch.distributed as dist
     from fastreid.utils import comm
 
@@ -126,16 +135,18 @@ def _distributed_worker(local_rank, main_func, world_size, num_gpus_per_machine,
     if use_cuda and num_gpus_per_machine > torch.cuda.device_count():
         raise RuntimeError(f"--num-gpus {num_gpus_per_machine} asked for, "
                            f"{torch.cuda.device_count()} GPUs visible")
+    backend = "nccl" if use_cuda else "gloo"
+    timeout = timedelta(seconds=timeout_s or DEFAULT_DIST_TIMEOUT_S[backend])
     global_rank = machine_rank * num_gpus_per_machine + local_rank
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo", init_method=dist_url,
-                            world_size=world_size, rank=global_rank)
+    dist.init_process_group(backend=backend, init_method=dist_url, world_size=world_size,
+                            rank=global_rank, timeout=timeout)
     if use_cuda:
         torch.cuda.set_device(local_rank)
     comm.synchronize()
     num_machines = world_size // num_gpus_per_machine
     for i in range(num_machines):
         ranks = list(range(i * num_gpus_per_machine, (i + 1) * num_gpus_per_machine))
-        group = dist.new_group(ranks)
+        group = dist.new_group(ranks, timeout=timeout)
         if i == machine_rank:
             comm._LOCAL_PROCESS_GROUP = group
     main_func(*args)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+import yaml
 from fastreid.config import CfgNode as CN
 
 
@@ -162,7 +163,7 @@ def add_cift_config(cfg: CN) -> CN:
     # generator seed.
     _C.DATASETS.SYNTHETIC.SEED = 0
 
-    # --- Authors' recipe details (issue 11.4-11.7): transforms, CRI sharing, CMC variant. ---
+    # The authors' recipe details: transforms, CRI sharing, CMC variant.
     # Resize interpolation of the train and test transforms: "bilinear" (torchvision's default,
     # the authors' code) or "bicubic" (fastreid's transforms).
     _C.INPUT.INTERPOLATION = "bilinear"
@@ -180,6 +181,13 @@ def add_cift_config(cfg: CN) -> CN:
     # the CIFT authors' eval()). RegDB's protocol is image-level either way. R1, mAP, mINP are
     # the same under both.
     _C.TEST.CMC_MODE = "identity"
+
+    # Reliability. Decode every image of the splits a run reads before anything is written
+    # (results cached per file in the data set folder, so reruns cost nothing): True / False.
+    _C.DATALOADER.CHECK_IMAGES = True
+    # Seconds a collective may wait for the other processes before the job stops, naming the
+    # rank that went silent; 0 = 300 with gloo (CPU), 1800 with NCCL (torch's default).
+    _C.DIST_TIMEOUT_S = 0
     return cfg
 
 
@@ -200,12 +208,25 @@ def load_config(config_file: str = "", opts: list[str] | None = None) -> CN:
             cfg.merge_from_file(config_file)
         except (KeyError, ValueError, AssertionError, TypeError) as err:
             raise CiftInputError(f"{config_file}: {_one_line(err)}") from None
+        except yaml.YAMLError as err:  # the file or one of its _BASE_ files
+            raise CiftInputError(f"{config_file}: not valid YAML: {_yaml_problem(err)}") from None
+        except OSError as err:  # a _BASE_ file that cannot be read
+            raise CiftInputError(f"{config_file}: {err}") from None
     try:
         cfg.merge_from_list(list(opts or []))
     except (KeyError, ValueError, AssertionError, TypeError) as err:
         raise CiftInputError(f"command-line options: {_one_line(err)}") from None
     cfg.freeze()
     return cfg
+
+
+def _yaml_problem(err: BaseException) -> str:
+    """'<file> line L column C: <problem>' of a YAML parser error."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or _one_line(err)
+    if mark is None:
+        return problem
+    return f"{mark.name} line {mark.line + 1} column {mark.column + 1}: {problem}"
 
 
 def _one_line(err: BaseException) -> str:

@@ -1,6 +1,8 @@
-"""The one exception type for bad user input (paths, config keys, data files).
+"""The exception types entry points report in one line: bad user input (paths, config keys,
+data files) and a distributed job that cannot go on.
 
-Entry points print its message as a single line and exit with status 2 instead of a traceback.
+Entry points print the message as a single line and exit with status 2 (input) or 1 (job)
+instead of a traceback.
 """
 
 
@@ -8,8 +10,13 @@ class CiftInputError(ValueError):
     """Bad input from the user: a missing path, a malformed file, an unknown key or value."""
 
 
-def print_input_error(err: BaseException) -> int:
-    """Print `err` as one `error: ...` line on stderr and return the exit status 2.
+class CiftJobError(RuntimeError):
+    """A job that cannot go on for a reason outside its inputs (a process of a distributed
+    job went silent); entry points print it as one `error: ...` line and exit with status 1."""
+
+
+def print_input_error(err: BaseException, status: int = 2) -> int:
+    """Print `err` as one `error: ...` line on stderr and return the exit status (2).
 
     DataLoader workers re-raise with the worker's traceback in the message: its last line is
     the cause.
@@ -17,7 +24,7 @@ def print_input_error(err: BaseException) -> int:
     import sys
 
     print(f"error: {str(err).strip().splitlines()[-1]}", file=sys.stderr)
-    return 2
+    return status
 
 
 def check_choice(key: str, value, allowed: tuple) -> None:

@@ -31,6 +31,7 @@ from cift.errors import CiftInputError, print_input_error  # noqa: E402
 from cift.export.inference import load_inference_model  # noqa: E402
 from cift.export.model_zoo import (  # noqa: E402
     CONFIG_FILE,
+    check_entry_target,
     config_differences,
     run_metrics,
     write_entry,
@@ -73,6 +74,7 @@ def check_metrics_config(cfg, metrics_file: str) -> None:
 
 
 def export(args: argparse.Namespace) -> dict[str, str]:
+    check_entry_target(args.output, force=args.force)  # before any work
     trained = load_config(args.config_file, args.opts)
     cfg, model, state = load_inference_model(trained, trust=args.trust_checkpoint, device="cpu")
     entry_cfg = trained.clone()  # the training device, not the CPU the export runs on

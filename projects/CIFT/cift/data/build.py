@@ -23,6 +23,9 @@ from .transforms import build_vi_transforms
 logger = logging.getLogger(__name__)
 
 CROSS_MODALITY_SAMPLER = "CrossModalityIdentitySampler"
+# DATALOADER.SAMPLER_TRAIN values: ours, then those fastreid 1.4.0's train loader builds by name
+TRAIN_SAMPLERS = (CROSS_MODALITY_SAMPLER, "TrainingSampler", "NaiveIdentitySampler",
+                  "BalancedIdentitySampler", "SetReWeightSampler", "ImbalancedDatasetSampler")
 
 
 def read_rgb(path: str) -> Image.Image:

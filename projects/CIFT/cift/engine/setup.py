@@ -11,33 +11,20 @@ from fastreid.utils import comm
 from fastreid.utils.env import seed_all_rng
 
 from ..config import load_config
-from ..data.build import load_dataset
-from ..errors import CiftInputError
-from ..evaluation.retrieval import check_retrieval
-from .recipe_checks import check_recipe_inputs
-from .resume import check_resume
-from .schedule import check_schedule
+from .checkpoint import remove_stale_temporaries
+from .validate import validate
 
 logger = logging.getLogger(__name__)
 
 
-def check_inputs(cfg, eval_only: bool = False) -> None:
+def check_inputs(cfg, eval_only: bool = False, world_size: int | None = None,
+                 trust: bool = False, resume: bool = False) -> None:
     """Fail early, before anything is written to OUTPUT_DIR, on inputs that cannot work:
-    a CUDA device without a GPU, missing weights, bad TEST.RETRIEVAL settings, a data set that
-    does not parse."""
-    device = torch.device(cfg.MODEL.DEVICE)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CiftInputError(f"MODEL.DEVICE {cfg.MODEL.DEVICE!r}: no GPU is visible "
-                             "(use MODEL.DEVICE cpu)")
-    if cfg.MODEL.WEIGHTS and not os.path.isfile(cfg.MODEL.WEIGHTS):
-        raise CiftInputError(f"MODEL.WEIGHTS {cfg.MODEL.WEIGHTS}: file not found")
-    if eval_only and not cfg.MODEL.WEIGHTS:
-        raise CiftInputError("--eval-only needs MODEL.WEIGHTS (a checkpoint to evaluate)")
-    check_retrieval(cfg)
-    names = list(cfg.DATASETS.TESTS) + ([] if eval_only else list(cfg.DATASETS.NAMES))
-    for name in dict.fromkeys(names):
-        load_dataset(cfg, name)
-    check_recipe_inputs(cfg, eval_only=eval_only)
+    every check of `cift.engine.validate.CHECKS` (config values, registry names, schedule,
+    data sets and their images, ImageNet weights, the checkpoint, a resume's batch size).
+    `world_size` defaults to the running job's."""
+    validate(cfg, eval_only=eval_only, trust=trust, resume=resume,
+             world_size=comm.get_world_size() if world_size is None else world_size)
 
 
 def eval_output_dir(cfg) -> str:
@@ -79,21 +66,32 @@ def resolve_default_device(cfg, args: argparse.Namespace) -> tuple:
     return cfg, True
 
 
+def check_job(args: argparse.Namespace, world_size: int):
+    """The config of a job's command line, checked for `world_size` processes (what the
+    launcher runs once before it spawns them); returns the config."""
+    cfg, _ = resolve_default_device(load_config(args.config_file, args.opts), args)
+    check_inputs(cfg, eval_only=args.eval_only, world_size=world_size,
+                 trust=getattr(args, "trust_checkpoint", False),
+                 resume=getattr(args, "resume", False))
+    return cfg
+
+
 def setup(args: argparse.Namespace):
-    """Config from --config-file and KEY VALUE options, checked, then fastreid's default setup
-    (logger, environment info, config.yaml in OUTPUT_DIR; OUTPUT_DIR/eval/<weights> for
-    --eval-only)."""
+    """Config from --config-file and KEY VALUE options, checked (unless the launcher already
+    did: `args.inputs_checked`), stale temporaries of killed writers removed from OUTPUT_DIR,
+    then fastreid's default setup (logger, environment info, config.yaml in OUTPUT_DIR;
+    OUTPUT_DIR/eval/<weights> for --eval-only)."""
     cfg = load_config(args.config_file, args.opts)
     cfg, cpu_fallback = resolve_default_device(cfg, args)
-    check_inputs(cfg, eval_only=args.eval_only)
-    if not args.eval_only:
-        check_schedule(cfg)
-    if getattr(args, "resume", False):
-        check_resume(cfg, comm.get_world_size())
+    if not getattr(args, "inputs_checked", False):
+        check_inputs(cfg, eval_only=args.eval_only, trust=getattr(args, "trust_checkpoint", False),
+                     resume=getattr(args, "resume", False))
     if args.eval_only:
         cfg.defrost()
         cfg.OUTPUT_DIR = eval_output_dir(cfg)
         cfg.freeze()
+    if comm.is_main_process() and cfg.OUTPUT_DIR:
+        remove_stale_temporaries(cfg.OUTPUT_DIR)
     default_setup(cfg, args)  # cift's messages reach its logger's handlers (log_forwarding)
     if cpu_fallback:
         logger.warning("no GPU is visible: MODEL.DEVICE defaults to cpu, so this job runs on "

@@ -9,7 +9,8 @@ An entry is a folder:
 
 The hashed names carry the first 8 hex digits of the SHA-256 of the safetensors file's bytes:
 the ONNX file of an entry carries the same hash as the weights it was exported from.
-Every file is written atomically (temporary file, then rename).
+The entry is written to a temporary folder beside it and renamed into place: complete or
+absent.
 """
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ import glob
 import json
 import logging
 import os
+import secrets
+import shutil
+import tempfile
 
 import torch
 
-from ..engine.checkpoint import atomic_write, atomic_write_json
+from ..engine.checkpoint import _umask, remove_stale_temporaries, temp_prefix
 from ..errors import CiftInputError
 from ..evaluation.report import RESULTS_FILE
 from .safetensors_io import hashed_name, sha256_hex, state_dict_to_safetensors
@@ -139,9 +143,51 @@ def resolved_config_yaml(cfg, entry_name: str = "entry") -> str:
     return cfg.dump()
 
 
+def check_entry_target(output: str, force: bool = False) -> None:
+    """`output` can receive an entry: absent, an empty folder, or (with `force`) a folder that
+    holds an entry and nothing else; stale temporaries of killed exports beside it are removed.
+
+    Raises:
+        CiftInputError: `output` is a file, holds other files, or holds an entry and `force`
+            is False.
+    """
+    if os.path.lexists(output) and not os.path.isdir(output):
+        raise CiftInputError(f"--output {output}: is a file; expected a folder for the entry "
+                             "(a new or empty one)")
+    parent = os.path.dirname(os.path.abspath(output))
+    if os.path.isdir(parent):
+        remove_stale_temporaries(parent)
+    if not os.path.isdir(output):
+        return
+    existing = entry_files(output)
+    other = sorted(set(os.listdir(output)) - set(existing))
+    if other:
+        raise CiftInputError(f"--output {output}: holds files that are not part of a model-zoo "
+                             f"entry ({', '.join(other[:5])}); give a new or empty folder")
+    if existing and not force:
+        raise CiftInputError(f"{output}: already holds a model-zoo entry "
+                             f"({', '.join(existing)}); pass --force to replace it")
+
+
+def install_folder(tmp: str, output: str) -> None:
+    """Rename the complete folder `tmp` to `output`, replacing an existing `output` (empty, or
+    an entry). Between the two renames of a replacement `output` is absent, never partial; a
+    kill there leaves the old entry under a temporary name that the next export removes."""
+    if os.path.isdir(output) and not os.listdir(output):
+        os.rmdir(output)
+    if not os.path.exists(output):
+        os.rename(tmp, output)
+        return
+    old = os.path.join(os.path.dirname(tmp), f"{temp_prefix()}old{secrets.token_hex(4)}")
+    os.rename(output, old)
+    os.rename(tmp, output)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def write_entry(cfg, state: dict, output: str, force: bool = False,
                 metrics: tuple | None = None, onnx_bytes: bytes | None = None) -> dict[str, str]:
-    """Write a model-zoo entry to `output`.
+    """Write a model-zoo entry to `output`: every file into a temporary folder beside it, then
+    that folder renamed into place, so the entry is complete or absent, whatever kills the job.
 
     Args:
         cfg: the resolved config (MODEL.HEADS.NUM_CLASSES filled in).
@@ -150,42 +196,45 @@ def write_entry(cfg, state: dict, output: str, force: bool = False,
         metrics: (results dict, source path) for metrics.json, or None for no metrics.json;
             its results must have been produced under `cfg` (checked by the caller).
         onnx_bytes: the exported feature extractor, or None.
-        force: replace an entry already in `output` (its files that the new entry does not
-            rewrite are removed once the new files are in place).
+        force: replace an entry already in `output` (as a whole: no file of it is kept).
     Returns:
         {"weights": path, "config": path, ["metrics": path], ["onnx": path], "sha256": hex}.
     Raises:
-        CiftInputError: `output` already holds an entry and `force` is False.
+        CiftInputError: see `check_entry_target`.
     """
-    os.makedirs(output, exist_ok=True)
-    existing = entry_files(output)
-    if existing and not force:
-        raise CiftInputError(f"{output}: already holds a model-zoo entry "
-                             f"({', '.join(existing)}); pass --force to replace it")
+    check_entry_target(output, force)
+    parent = os.path.dirname(os.path.abspath(output))
+    os.makedirs(parent, exist_ok=True)
     tensors = {k: torch.as_tensor(v) for k, v in state.items()}
     weights = state_dict_to_safetensors(tensors)
-    written = {"weights": os.path.join(output, hashed_name(weights, WEIGHTS_STEM,
-                                                           ".safetensors"))}
-    atomic_write(written["weights"], lambda f: f.write(weights))
+    files = {"weights": (hashed_name(weights, WEIGHTS_STEM, ".safetensors"), weights)}
     if onnx_bytes is not None:
         # named after the weights it was exported from, so the pair is recognisable
-        written["onnx"] = os.path.join(output, hashed_name(weights, WEIGHTS_STEM, ".onnx"))
-        atomic_write(written["onnx"], lambda f: f.write(onnx_bytes))
+        files["onnx"] = (hashed_name(weights, WEIGHTS_STEM, ".onnx"), onnx_bytes)
     if metrics is not None:
         results, source = metrics
-        written["metrics"] = os.path.join(output, METRICS_FILE)
         # file names only: an entry is shared, the training machine's paths mean nothing there
-        atomic_write_json(written["metrics"], {
-            "weights": os.path.basename(written["weights"]), "sha256": sha256_hex(weights),
+        files["metrics"] = (METRICS_FILE, json.dumps({
+            "weights": files["weights"][0], "sha256": sha256_hex(weights),
             "checkpoint": os.path.basename(cfg.MODEL.WEIGHTS),
             "source": os.path.basename(source), "config_sha256": config_sha256(cfg),
-            "results": results})
-    written["config"] = os.path.join(output, CONFIG_FILE)
-    config_text = resolved_config_yaml(cfg, os.path.basename(os.path.abspath(output)))
-    atomic_write(written["config"], lambda f: f.write(config_text.encode()))
-    kept = {os.path.basename(p) for p in written.values()}
-    for name in existing:
-        if name not in kept:
-            os.remove(os.path.join(output, name))
+            "results": results},
+            indent=1, ensure_ascii=False).encode())
+    files["config"] = (CONFIG_FILE, resolved_config_yaml(
+        cfg, os.path.basename(os.path.abspath(output))).encode())
+    tmp = tempfile.mkdtemp(prefix=temp_prefix(), dir=parent)
+    try:
+        for name, data in files.values():
+            with open(os.path.join(tmp, name), "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(os.path.join(tmp, name), 0o666 & ~_umask())
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the usual folder mode
+        install_folder(tmp, output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    written = {key: os.path.join(output, name) for key, (name, _) in files.items()}
     written["sha256"] = sha256_hex(weights)
     return written
