@@ -52,6 +52,24 @@ CASES = [
      "DATALOADER.NUM_INSTANCE"),
     ("naive-sampler-batch", DEMO, ["DATALOADER.SAMPLER_TRAIN", "NaiveIdentitySampler",
                                    "SOLVER.IMS_PER_BATCH", "18"], (), "SOLVER.IMS_PER_BATCH"),
+    # recipe keys: transforms, CMC variant
+    ("interpolation-unknown", DEMO, ["INPUT.INTERPOLATION", "lanczos"], (),
+     "INPUT.INTERPOLATION"),
+    ("rea-attempts-0", DEMO, ["INPUT.REA.ATTEMPTS", "0"], (), "INPUT.REA.ATTEMPTS"),
+    ("rea-ratio-sampling-unknown", DEMO, ["INPUT.REA.RATIO_SAMPLING", "normal"], (),
+     "INPUT.REA.RATIO_SAMPLING"),
+    ("cmc-mode-unknown", DEMO, ["TEST.CMC_MODE", "query"], (), "TEST.CMC_MODE"),
+    # the epoch LR schedule
+    ("sched-cosine", DEMO, ["SOLVER.SCHED", "CosineAnnealingLR"], (), "SOLVER.SCHED"),
+    ("warmup-mode-unknown", DEMO, ["SOLVER.WARMUP_MODE", "step"], (), "SOLVER.WARMUP_MODE"),
+    ("delay-epochs", DEMO, ["SOLVER.DELAY_EPOCHS", "3"], (), "SOLVER.DELAY_EPOCHS"),
+    # ImageNet weights of a training run
+    ("pretrain-path-missing", DEMO, ["MODEL.BACKBONE.PRETRAIN", "True",
+                                     "MODEL.BACKBONE.PRETRAIN_PATH", "no_such_resnet18.pth"], (),
+     "MODEL.BACKBONE.PRETRAIN_PATH"),
+    ("pretrain-path-corrupt", DEMO, ["MODEL.BACKBONE.PRETRAIN", "True",
+                                     "MODEL.BACKBONE.PRETRAIN_PATH", "{corrupt}"], (),
+     "corrupt.pth"),
     # protocols
     ("sysu-mode-unknown", DEMO, ["TEST.SYSU.MODES", "('all', 'outdoor')"], (),
      "TEST.SYSU.MODES"),
@@ -184,7 +202,10 @@ def test_table_covers_every_check():
     covered = {"check_device", "check_weights_path", "check_dist_timeout", "check_registries",
                "check_batch_keys", "check_cift", "check_protocol_keys", "check_retrieval_keys",
                "check_splits", "check_sampler_fits_data", "check_test_tasks", "check_weights",
-               "check_images"}  # check_images: tests/test_image_check.py
+               "check_recipe_keys", "check_schedule_keys", "check_pretrained",
+               # check_images: tests/test_image_check.py; check_resume_batch (a checkpoint in
+               # OUTPUT_DIR): tests/test_resume.py
+               "check_images", "check_resume_batch"}
     assert {check.__name__ for check in validate.CHECKS} <= covered
 
 
