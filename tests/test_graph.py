@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
+from cift.branches import BRANCHES as TRAINING_MODES
 from cift.modeling.graph import (
-    TRAINING_MODES,
     affinity,
     gft_affinity,
     gft_transfer,
