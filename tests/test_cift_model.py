@@ -10,7 +10,7 @@ from fastreid.modeling.meta_arch import build_model
 from fastreid.solver import build_optimizer
 
 from cift import CiftInputError, load_config
-from cift.evaluation.vi_evaluator import GRAPH_BRANCHES
+from cift.branches import BRANCHES as GRAPH_BRANCHES
 from cift.modeling.graph import training_query_mask, transfer
 from cift.modeling.meta_arch.cift import BRANCHES
 

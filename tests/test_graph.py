@@ -5,11 +5,13 @@ import math
 import pytest
 import torch
 
+from cift.branches import BRANCHES as TRAINING_MODES
 from cift.modeling.graph import (
-    TRAINING_MODES,
     affinity,
     gft_affinity,
     gft_transfer,
+    graph_affinity,
+    graph_query_mask,
     neighbour_mask,
     training_query_mask,
     transfer,
@@ -340,6 +342,22 @@ def test_gft_sees_across_the_query_gallery_split():
     x = _features(len(with_queries), seed=8)
     queries = with_queries.nonzero().flatten()
     assert (gft_affinity(x)[queries][:, queries].sum(dim=1) > 0).all()
+
+
+@pytest.mark.parametrize("self_loops", [True, False])
+def test_graph_affinity_of_each_kind(self_loops):
+    # one GFT: the graph kind "gft" of the model is gft_affinity; "h2ft" is affinity with masks
+    is_query = _layout("i2r")
+    x = _features(len(is_query), seed=3)
+    kwargs = dict(tau_hom=0.3, tau_het=0.1, k=3, self_loops=self_loops)
+    assert torch.equal(graph_affinity(x, is_query, "h2ft", **kwargs),
+                       affinity(x, is_query, **kwargs))
+    assert torch.equal(graph_affinity(x, is_query, "gft", **kwargs),
+                       gft_affinity(x, tau=0.3, k=3, self_loops=self_loops))
+    assert not graph_query_mask(is_query, "gft").any()
+    assert torch.equal(graph_query_mask(is_query, "h2ft"), is_query)
+    with pytest.raises(ValueError, match="unknown graph 'gcn'"):
+        graph_query_mask(is_query, "gcn")
 
 
 # ---------------------------------------------------------------------------------------------

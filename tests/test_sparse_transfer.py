@@ -8,12 +8,11 @@ from fastreid.modeling.meta_arch import build_model
 from cift import load_config
 from cift.modeling import graph
 from cift.modeling.graph import (
-    nearest_neighbours,
-    self_nearest_neighbours,
     sparse_transfer_gallery_queries,
     transfer,
     transfer_gallery_queries,
 )
+from cift.neighbours import nearest_neighbours, self_nearest_neighbours
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = [(1, 1), (3, 5), (30, 50), (257, 129), (64, 700)]

@@ -93,6 +93,11 @@ CASES = [
      "TEST.RETRIEVAL.TOP_R"),
     ("retrieval-backend-unknown", DEMO, ["TEST.RETRIEVAL.BACKEND", "annoy"], (),
      "TEST.RETRIEVAL.BACKEND"),
+    ("search-backend-unknown", DEMO, ["TEST.SEARCH.BACKEND", "annoy"], (),
+     "TEST.SEARCH.BACKEND"),
+    ("search-backends-disagree", CIFT, ["TEST.TRANSFER.BACKEND", "faiss",
+                                        "TEST.RETRIEVAL.BACKEND", "torch"], (),
+     "TEST.RETRIEVAL.BACKEND"),
     # registry names
     ("meta-arch-unknown", DEMO, ["MODEL.META_ARCHITECTURE", "Transformer"], (),
      "MODEL.META_ARCHITECTURE"),

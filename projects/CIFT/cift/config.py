@@ -106,9 +106,8 @@ def add_cift_config(cfg: CN) -> CN:
     _C.TEST.TRANSFER.MODE = "auto"
     # size (queries + gallery) above which "auto" goes sparse.
     _C.TEST.TRANSFER.SPARSE_ABOVE = 4096
-    # neighbour search of the sparse path: "torch" (blocked matmul + topk) or "faiss"
-    # (IndexFlatIP, on the GPU when faiss has one).
-    _C.TEST.TRANSFER.BACKEND = "torch"
+    # deprecated, use TEST.SEARCH.BACKEND ("" = not set).
+    _C.TEST.TRANSFER.BACKEND = ""
 
     # Top-R retrieval for large galleries. TOP_R 0 ranks each query's whole gallery (exact mAP
     # and mINP). TOP_R R > 0 keeps each query's R nearest gallery images (searched deeper where
@@ -116,9 +115,15 @@ def add_cift_config(cfg: CN) -> CN:
     # R1-R20 (ties aside), AP truncated at R reported as mAP@R, no mINP. Not with TEST.RERANK.
     _C.TEST.RETRIEVAL = CN()
     _C.TEST.RETRIEVAL.TOP_R = 0
-    # search of the top-R lists: "torch" (blocked matmul + topk, GPU when there is one) or
-    # "faiss" (IndexFlatIP, on the GPU when faiss has one).
-    _C.TEST.RETRIEVAL.BACKEND = "torch"
+    # deprecated, use TEST.SEARCH.BACKEND ("" = not set).
+    _C.TEST.RETRIEVAL.BACKEND = ""
+
+    # The neighbour search of the sparse test-time transfer and of the top-R lists: "torch"
+    # (blocked matmul + topk, GPU when there is one) or "faiss" (IndexFlatIP, on the GPU when
+    # faiss has one). Replaces TEST.TRANSFER.BACKEND and TEST.RETRIEVAL.BACKEND (still read when
+    # this key keeps its default; two keys set to different backends are an error).
+    _C.TEST.SEARCH = CN()
+    _C.TEST.SEARCH.BACKEND = "torch"
 
     # LLCM protocol: gallery trials (seeds 0..TRIALS-1) per direction.
     _C.TEST.LLCM = CN()

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import cift  # noqa: E402, F401  first: patches fastreid and registers everything
 
 # isort: split
+from cift.branches import BRANCH_OF_QUERY_MODALITY  # noqa: E402
 from cift.config import load_config  # noqa: E402
 from cift.engine.checkpoint import add_trust_argument  # noqa: E402
 from cift.errors import CiftInputError, print_input_error  # noqa: E402
-from cift.evaluation.tasks import BRANCH_OF_QUERY_MODALITY  # noqa: E402
 from cift.export.inference import load_inference_model  # noqa: E402
 from cift.export.search import RESULTS_FILE, run_search  # noqa: E402
 

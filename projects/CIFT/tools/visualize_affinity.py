@@ -26,12 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from cift.analysis.plots import Tile, affinity_grid  # noqa: E402
 from cift.analysis.probe import (  # noqa: E402
-    GRAPH_BRANCHES,
     EvalGraph,
     build_probe,
     extract_features,
     top_neighbours,
 )
+from cift.branches import BRANCHES as GRAPH_BRANCHES  # noqa: E402
 from cift.config import load_config  # noqa: E402
 from cift.data.build import load_dataset  # noqa: E402
 from cift.errors import CiftInputError  # noqa: E402

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from fastreid.data.build import fast_batch_collator
 from fastreid.evaluation.evaluator import inference_context
 
+from ..branches import branch_features
 from ..data.build import VIDataset, load_dataset
 from ..data.transforms import build_vi_transforms
 from ..errors import CiftInputError
@@ -34,7 +35,8 @@ from ..modeling.graph import (
     DEFAULT_K,
     DEFAULT_TAU_HET,
     DEFAULT_TAU_HOM,
-    affinity,
+    graph_affinity,
+    graph_query_mask,
     neighbour_mask,
 )
 from .topology import affinity_error_rate, affinity_quality, feature_quality
@@ -42,21 +44,24 @@ from .topology import affinity_error_rate, affinity_quality, feature_quality
 __all__ = ["MEASURES", "Probe", "EvalGraph", "build_probe", "extract_features",
            "graph_measures", "probe_measures", "spread", "top_neighbours"]
 
-# Order of the graph branches in a CIFT model's (B, 2, d) inference output.
-GRAPH_BRANCHES = ("r2i", "i2r")
 MEASURES = ("Q_X", "Q_Y", "Q_A", "error_mass", "error_edges")
 
 
 @dataclass(frozen=True)
 class EvalGraph:
-    """The test-time graph of one branch: keys v(x), H2FT (query rows see the gallery and
-    themselves) or GFT (one graph), temperatures and k."""
+    """The test-time graph of one branch: keys v(x), graph kind ("h2ft": query rows see the
+    gallery and themselves; "gft": one graph), temperatures and k; built with the model's own
+    :func:`~cift.modeling.graph.graph_affinity`."""
 
     keys: Callable[[torch.Tensor], torch.Tensor] = lambda x: x
-    h2ft: bool = True
+    graph: str = "h2ft"
     tau_hom: float = DEFAULT_TAU_HOM
     tau_het: float = DEFAULT_TAU_HET
     k: int = DEFAULT_K
+
+    @property
+    def h2ft(self) -> bool:
+        return self.graph == "h2ft"
 
     @classmethod
     def of(cls, model, branch: str) -> EvalGraph:
@@ -68,23 +73,19 @@ class EvalGraph:
         def keys(x: torch.Tensor) -> torch.Tensor:  # features may sit on another device
             return module.keys(x.to(module.device), branch).to(x.device)
 
-        return cls(keys=keys, h2ft=module.graph == "h2ft",
-                   tau_hom=module.tau_hom, tau_het=module.tau_het, k=module.k)
-
-    def query_mask(self, is_query: torch.Tensor) -> torch.Tensor:
-        """GFT treats every node as gallery (one graph)."""
-        return is_query if self.h2ft else torch.zeros_like(is_query)
+        return cls(keys=keys, graph=module.graph, tau_hom=module.tau_hom, tau_het=module.tau_het,
+                   k=module.k)
 
     def affinity(self, x: torch.Tensor, is_query: torch.Tensor, dense: bool = False
                  ) -> torch.Tensor:
         """(N, d) features -> (N, N) affinity; `dense` keeps every allowed entry (no top-k)."""
         k = x.shape[0] if dense else self.k
-        return affinity(self.keys(x), self.query_mask(is_query), tau_hom=self.tau_hom,
-                        tau_het=self.tau_het, k=k)
+        return graph_affinity(self.keys(x), is_query, self.graph, tau_hom=self.tau_hom,
+                              tau_het=self.tau_het, k=k)
 
     def visible_columns(self, is_query: torch.Tensor) -> torch.Tensor:
         """(N, N) bool: the columns each row may use, itself left out."""
-        return neighbour_mask(self.query_mask(is_query), self_loops=False)
+        return neighbour_mask(graph_query_mask(is_query, self.graph), self_loops=False)
 
 
 @torch.no_grad()
@@ -231,7 +232,7 @@ def probe_measures(features: np.ndarray, probe: Probe,
     pids = np.asarray([it[1] for it in probe.items])
     out: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()
     for task in probe.tasks:
-        x = features if features.ndim == 2 else features[:, GRAPH_BRANCHES.index(task.branch)]
+        x = branch_features(features, task.branch)
         q, g = task.trials[0]
         out[task.name] = graph_measures(torch.from_numpy(x[g]), torch.from_numpy(x[q]), pids[g],
                                         pids[q], graph_of(task.branch), device)

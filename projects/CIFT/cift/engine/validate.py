@@ -30,6 +30,7 @@ from ..evaluation.protocols import CMC_MODES, SYSU_CAMERAS
 from ..evaluation.retrieval import check_retrieval
 from ..evaluation.tasks import build_tasks, metric_names
 from ..modeling.backbone import check_pretrained_weights
+from ..search_settings import check_search_keys, transfer_settings
 from .checkpoint import (
     AtomicCheckpointer,
     checkpoint_with_model,
@@ -148,7 +149,8 @@ def check_cift(job: Job) -> None:
         return
     from ..modeling.meta_arch.cift import graph_settings_from_config
 
-    graph_settings_from_config(cfg)  # GRAPH, PROJECTION, TEST.TRANSFER.*
+    graph_settings_from_config(cfg)  # GRAPH, PROJECTION
+    transfer_settings(cfg)  # TEST.TRANSFER.*
     c = cfg.MODEL.CIFT
     require_positive("MODEL.CIFT.TAU_HOM", c.TAU_HOM)
     require_positive("MODEL.CIFT.TAU_HET", c.TAU_HET)
@@ -188,6 +190,7 @@ def check_protocol_keys(job: Job) -> None:
 
 def check_retrieval_keys(job: Job) -> None:
     check_retrieval(job.cfg)
+    check_search_keys(job.cfg)  # TEST.SEARCH.BACKEND; one line per deprecated key set
 
 
 def check_recipe_keys(job: Job) -> None:

@@ -7,20 +7,22 @@ import numbers
 import numpy as np
 import torch
 
-from ..errors import CiftInputError, check_choice
-from ..modeling.graph import SEARCH_BACKENDS, nearest_neighbours
+from ..errors import CiftInputError
+from ..neighbours import nearest_neighbours
+from ..search_settings import search_backend
 from .protocols import Search
 
 
 def check_retrieval(cfg) -> int:
-    """TEST.RETRIEVAL checked against the rest of the config, and fastreid's TEST.METRIC, which
-    must be cosine (the evaluator and the test-time transfer rank by cosine similarity;
-    fastreid's other values are not implemented); returns TOP_R (0 = off)."""
+    """TEST.RETRIEVAL checked against the rest of the config, the search backend
+    (TEST.SEARCH.BACKEND, see `cift.search_settings`), and fastreid's TEST.METRIC, which must be
+    cosine (the evaluator and the test-time transfer rank by cosine similarity; fastreid's other
+    values are not implemented); returns TOP_R (0 = off)."""
     if cfg.TEST.METRIC != "cosine":
         raise CiftInputError(f"TEST.METRIC {cfg.TEST.METRIC!r}: only 'cosine' is supported "
                              "(the VI-ReID evaluator ranks by cosine similarity)")
     r = cfg.TEST.RETRIEVAL
-    check_choice("TEST.RETRIEVAL.BACKEND", r.BACKEND, SEARCH_BACKENDS)
+    search_backend(cfg)
     if isinstance(r.TOP_R, bool) or not isinstance(r.TOP_R, numbers.Integral) or r.TOP_R < 0:
         raise CiftInputError(f"TEST.RETRIEVAL.TOP_R {r.TOP_R!r}: expected an int >= 0 "
                              "(0 ranks the whole gallery)")

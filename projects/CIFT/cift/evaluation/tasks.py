@@ -14,6 +14,7 @@ from functools import partial
 
 import numpy as np
 
+from ..branches import I2R, R2I
 from ..errors import check_choice
 from ..progress import progress
 from .protocols import (
@@ -31,7 +32,6 @@ from .protocols import (
 
 RANKS = (1, 5, 10, 20)
 METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
-BRANCH_OF_QUERY_MODALITY = {"visible": "r2i", "infrared": "i2r"}
 
 # (distmat, q_pids, g_pids, q_camids, g_camids) -> (cmc, mAP, mINP)
 Metric = Callable[..., tuple]
@@ -85,7 +85,7 @@ def sysu_tasks(items: Sequence[tuple], num_query: int, modes=("all", "indoor"), 
         for n in shots:
             draws = tuple((query, num_query + np.asarray(sample_sysu_gallery(
                 pool, mode=mode, trial=t, shots=n), dtype=int)) for t in range(trials))
-            tasks.append(Task(setting_name(mode, n), "i2r", metric, draws, top_r_metric))
+            tasks.append(Task(setting_name(mode, n), I2R, metric, draws, top_r_metric))
     return tasks
 
 
@@ -93,9 +93,9 @@ def regdb_tasks(items: Sequence[tuple], num_query: int) -> list[Task]:
     """RegDB: visible (items[:num_query]) and thermal test images of the run's split, in both
     directions; one trial per run (the split is the trial)."""
     visible, thermal = np.arange(num_query), np.arange(num_query, len(items))
-    return [Task("visible-thermal", "r2i", regdb_metric, ((visible, thermal),),
+    return [Task("visible-thermal", R2I, regdb_metric, ((visible, thermal),),
                  regdb_top_r_metric),
-            Task("thermal-visible", "i2r", regdb_metric, ((thermal, visible),),
+            Task("thermal-visible", I2R, regdb_metric, ((thermal, visible),),
                  regdb_top_r_metric)]
 
 
@@ -125,13 +125,13 @@ def llcm_tasks(items: Sequence[tuple], num_query: int, trials: int = 10, shots: 
         return [pool[np.asarray(sample_llcm_gallery(pool_items, trial=t, shots=shots), dtype=int)]
                 for t in range(trials)]
 
-    ir_to_vis = Task("infrared-visible", "i2r", metric,
+    ir_to_vis = Task("infrared-visible", I2R, metric,
                      tuple((infrared, g) for g in draws(visible)), top_r_metric)
     if vis_to_ir == "semantic":
-        vis = Task("visible-infrared", "r2i", metric,
+        vis = Task("visible-infrared", R2I, metric,
                    tuple((visible, g) for g in draws(infrared)), top_r_metric)
     else:
-        vis = Task("visible-infrared", "i2r", metric,
+        vis = Task("visible-infrared", I2R, metric,
                    tuple((q, visible) for q in draws(infrared)), top_r_metric)
     return [vis, ir_to_vis]
 

@@ -11,14 +11,14 @@ import torch
 from fastreid.evaluation.evaluator import DatasetEvaluator
 from fastreid.utils import comm
 
+from ..branches import branch_features
+from ..search_settings import search_backend
 from .rerank import k_reciprocal_distance
 from .retrieval import check_retrieval, feature_search
 from .tasks import Retrieval, Task, cosine_distance, run_tasks, run_tasks_top_r
 
 logger = logging.getLogger(__name__)
 
-# Order of the graph branches in a CIFT model's (B, 2, d) inference output.
-GRAPH_BRANCHES = ("r2i", "i2r")
 # Result keys: CIFT ranks transferred features, CIFT† the BNNeck features without transfer.
 TRANSFERRED, BNNECK_ONLY = "CIFT", "CIFT†"
 
@@ -45,7 +45,8 @@ def protocol_distance(transfer: GraphTransfer | None = None, branch: str = "",
 def protocol_retrieval(transfer: GraphTransfer | None = None, branch: str = "",
                        backend: str = "torch", device: str = "cpu") -> Retrieval:
     """(queries, gallery) -> top-R search of one trial: cosine similarity, after the test-time
-    transfer of `branch` when `transfer` is given (TEST.RETRIEVAL; see `feature_search`)."""
+    transfer of `branch` when `transfer` is given (TEST.RETRIEVAL, TEST.SEARCH; see
+    `feature_search`)."""
     def retrieval(queries: np.ndarray, gallery: np.ndarray):
         if transfer is not None:
             gallery, queries = transfer(gallery, queries, branch)
@@ -110,7 +111,7 @@ class VIEvaluator(DatasetEvaluator):
         feats = feats[[row[it[0]] for it in self.items]]
         r = self.cfg.TEST.RERANK
         rerank = dict(k1=r.K1, k2=r.K2, lambda_value=r.LAMBDA) if r.ENABLED else None
-        backend, device = self.cfg.TEST.RETRIEVAL.BACKEND, self.cfg.MODEL.DEVICE
+        backend, device = search_backend(self.cfg), self.cfg.MODEL.DEVICE
 
         def score(features, transfer: GraphTransfer | None, curves: dict) -> OrderedDict:
             if self.top_r:
@@ -131,7 +132,7 @@ class VIEvaluator(DatasetEvaluator):
                 raise ValueError("graph-branch features (N, 2, d) need a test-time transfer")
 
             def branch_feats(branch: str) -> np.ndarray:
-                return feats[:, GRAPH_BRANCHES.index(branch)]
+                return branch_features(feats, branch)
 
             results = OrderedDict()
             transferred, bnneck = {}, {}

@@ -21,12 +21,12 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from torch.utils.data import DataLoader, Dataset
 
+from ..branches import BRANCH_OF_QUERY_MODALITY
+from ..branches import BRANCHES as GRAPH_BRANCHES
 from ..data.transforms import build_vi_transforms
 from ..engine.checkpoint import atomic_write, atomic_write_json
 from ..errors import CiftInputError
-from ..evaluation.tasks import BRANCH_OF_QUERY_MODALITY
-from ..evaluation.vi_evaluator import GRAPH_BRANCHES
-from ..modeling.graph import nearest_neighbours
+from ..neighbours import nearest_neighbours
 
 logger = logging.getLogger(__name__)
 

@@ -8,15 +8,17 @@ import warnings
 
 import torch
 
+from ..branches import BRANCHES, R2I
+from ..neighbours import NORM_FLOOR, nearest_neighbours, self_nearest_neighbours, unit_rows
+
 __all__ = [
-    "SEARCH_BACKENDS",
-    "TRAINING_MODES",
+    "GRAPHS",
     "affinity",
     "gft_affinity",
     "gft_transfer",
-    "nearest_neighbours",
+    "graph_affinity",
+    "graph_query_mask",
     "neighbour_mask",
-    "self_nearest_neighbours",
     "sparse_transfer_gallery_queries",
     "training_query_mask",
     "transfer",
@@ -31,14 +33,8 @@ DEFAULT_K = 4
 # because, without masks, a training batch's top-k neighbours are mostly same-modality nodes.
 DEFAULT_TAU_GFT = DEFAULT_TAU_HOM
 
-# Which half of the training batch plays the query: r2i = visible queries, i2r = infrared ones.
-TRAINING_MODES = ("r2i", "i2r")
-
-# Neighbour searches of nearest_neighbours (and the configs that choose one).
-SEARCH_BACKENDS = ("torch", "faiss")
-
-# Floor on feature norms before dividing, as torch.nn.functional.normalize does.
-_NORM_FLOOR = 1e-12
+# Graph kinds: H2FT (query rows see the gallery and themselves) or GFT (one graph over all nodes).
+GRAPHS = ("h2ft", "gft")
 
 
 def affinity(
@@ -131,6 +127,50 @@ def transfer(
     return affinity(x, is_query, tau_hom=tau_hom, tau_het=tau_het, k=k) @ x
 
 
+def graph_query_mask(is_query: torch.Tensor, graph: str = "h2ft") -> torch.Tensor:
+    """The query flags a graph kind builds its masks from: the one place GFT is defined.
+
+    H2FT keeps the query/gallery split (UBS masks, see :func:`neighbour_mask`). GFT
+    (supplementary §3, eqs. 8-10, the ablation baseline) is the graph in which every node is a
+    gallery node: every node sees every node, with the gallery temperature only.
+
+    Args:
+        is_query (torch.Tensor): (N,) bool, True for query nodes.
+        graph (str): one of :data:`GRAPHS`.
+
+    Returns:
+        torch.Tensor: (N,) bool, ``is_query`` (H2FT) or all False (GFT).
+    """
+    if graph not in GRAPHS:
+        raise ValueError(f"unknown graph {graph!r}; known: {list(GRAPHS)}")
+    return is_query if graph == "h2ft" else torch.zeros_like(is_query)
+
+
+def graph_affinity(
+    keys: torch.Tensor,
+    is_query: torch.Tensor,
+    graph: str = "h2ft",
+    tau_hom: float = DEFAULT_TAU_HOM,
+    tau_het: float = DEFAULT_TAU_HET,
+    k: int = DEFAULT_K,
+    self_loops: bool = True,
+) -> torch.Tensor:
+    """:func:`affinity` of a graph kind: H2FT with the masks of ``is_query``, GFT over all nodes
+    (:func:`graph_query_mask`). What a CIFT branch builds from its keys v(x).
+
+    Args:
+        keys (torch.Tensor): (..., N, d) features the similarities are computed from.
+        is_query (torch.Tensor): (N,) bool, True for query nodes (ignored by GFT).
+        graph (str): "h2ft" or "gft".
+        tau_hom, tau_het, k, self_loops: as in :func:`affinity`.
+
+    Returns:
+        torch.Tensor: (..., N, N) affinity.
+    """
+    return affinity(keys, graph_query_mask(is_query, graph), tau_hom=tau_hom, tau_het=tau_het,
+                    k=k, self_loops=self_loops)
+
+
 def gft_affinity(
     x: torch.Tensor,
     tau: float = DEFAULT_TAU_GFT,
@@ -146,6 +186,7 @@ def gft_affinity(
     normalisation as :func:`affinity` (keep entries strictly greater than the row's (k+1)-th
     largest; ``k`` counts self unless ``self_loops=False``, which removes the diagonal before the
     top-k). ``tau`` defaults to 0.4 (:math:`\tau_{hom}`); the supplementary gives no value.
+    This is :func:`graph_affinity` with ``graph="gft"``, the graph a GFT model trains and tests.
 
     Args:
         x (torch.Tensor): (..., N, d) node features, floating point.
@@ -159,11 +200,8 @@ def gft_affinity(
     _check_features(x)
     _check_k(k)
     _check_tau("tau", tau)
-    n = x.shape[-2]
-    allowed = torch.ones(n, n, dtype=torch.bool, device=x.device)
-    if not self_loops:
-        allowed.fill_diagonal_(False)
-    return _masked_topk_row_normalise(_cosine_similarity(x) / float(tau), allowed, k)
+    nodes = torch.zeros(x.shape[-2], dtype=torch.bool, device=x.device)
+    return graph_affinity(x, nodes, "gft", tau_hom=tau, tau_het=tau, k=k, self_loops=self_loops)
 
 
 def gft_transfer(
@@ -218,14 +256,14 @@ def training_query_mask(is_visible: torch.Tensor, mode: str) -> torch.Tensor:
     Returns:
         torch.Tensor: (N,) bool ``is_query``.
     """
-    if mode not in TRAINING_MODES:
-        raise ValueError(f"Unknown training mode {mode!r}; known modes: {list(TRAINING_MODES)}")
+    if mode not in BRANCHES:
+        raise ValueError(f"Unknown training mode {mode!r}; known modes: {list(BRANCHES)}")
     if is_visible.dim() != 1 or is_visible.dtype != torch.bool:
         raise ValueError(
             "is_visible must be a bool (N,) tensor, "
             f"got shape {tuple(is_visible.shape)} and {is_visible.dtype}"
         )
-    return is_visible.clone() if mode == "r2i" else ~is_visible
+    return is_visible.clone() if mode == R2I else ~is_visible
 
 
 def _cosine_similarity(x: torch.Tensor) -> torch.Tensor:
@@ -235,14 +273,9 @@ def _cosine_similarity(x: torch.Tensor) -> torch.Tensor:
     identical features give bitwise-identical columns whenever the dot products are exact:
     what makes exact ties reproducible.
     """
-    norms = x.norm(dim=-1).clamp_min(_NORM_FLOOR)
+    norms = x.norm(dim=-1).clamp_min(NORM_FLOOR)
     gram = x @ x.transpose(-1, -2)
     return gram / norms[..., :, None] / norms[..., None, :]
-
-
-def _unit_rows(x: torch.Tensor) -> torch.Tensor:
-    """(n, d) rows scaled to unit L2 norm (norms floored as torch's normalize does)."""
-    return x / x.norm(dim=1, keepdim=True).clamp_min(_NORM_FLOOR)
 
 
 def _masked_topk_row_normalise(logits: torch.Tensor, allowed: torch.Tensor, k: int) -> torch.Tensor:
@@ -323,105 +356,17 @@ def transfer_gallery_queries(
                                                tau_hom, tau_het)
     no_query = torch.zeros(gallery.shape[0], dtype=torch.bool, device=gallery.device)
     gallery_out = affinity(gallery_keys, no_query, tau_hom=tau_hom, k=k) @ gallery
-    g_unit = _unit_rows(gallery_keys)
+    g_unit = unit_rows(gallery_keys)
     outs = []
     for start in range(0, queries.shape[0], chunk_size):
         q, q_keys = queries[start:start + chunk_size], query_keys[start:start + chunk_size]
-        q_unit = _unit_rows(q_keys)
+        q_unit = unit_rows(q_keys)
         logits = torch.cat([q_unit @ g_unit.T, _self_similarity(q_keys)], dim=1) / float(tau_het)
         allowed = torch.ones_like(logits, dtype=torch.bool)
         weights = _masked_topk_row_normalise(logits, allowed, k)  # (c, G + 1)
         outs.append(weights[:, :-1] @ gallery + weights[:, -1:] * q)
     query_out = torch.cat(outs) if outs else queries[:0]
     return gallery_out, query_out
-
-
-def nearest_neighbours(queries: torch.Tensor, base: torch.Tensor, n: int, block: int = 4096,
-                       backend: str = "torch") -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``n`` largest cosine similarities of each query row among ``base`` rows.
-
-    Blocked over queries (``block`` rows at a time) with torch matmul + topk, or a faiss
-    ``IndexFlatIP`` (GPU when faiss has one), so no (Q, B) matrix is held beyond one block.
-
-    Args:
-        queries (torch.Tensor): (Q, d) features. base (torch.Tensor): (B, d) features.
-        n (int): neighbours per row (cut to B).
-    Returns:
-        tuple: (Q, n) similarities, descending, and (Q, n) int64 indices into ``base``.
-    """
-    n = min(n, base.shape[0])
-    q_unit, b_unit = _unit_rows(queries), _unit_rows(base)
-    if backend == "faiss":
-        return _faiss_search(q_unit, b_unit, n)
-    if backend != "torch":
-        raise ValueError(f"unknown search backend {backend!r}; known: {', '.join(SEARCH_BACKENDS)}")
-    sims, idx = [], []
-    for start in range(0, q_unit.shape[0], block):
-        s, i = (q_unit[start:start + block] @ b_unit.T).topk(n, dim=1)
-        sims.append(s)
-        idx.append(i)
-    if not sims:
-        return q_unit.new_zeros(0, n), torch.zeros(0, n, dtype=torch.long, device=q_unit.device)
-    return torch.cat(sims), torch.cat(idx)
-
-
-def self_nearest_neighbours(x: torch.Tensor, n: int, block: int = 1024,
-                            backend: str = "torch") -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``n`` largest cosine similarities of each row of ``x`` among all rows of ``x``
-    (itself included): ``nearest_neighbours(x, x, n)`` at about half the multiply-adds.
-
-    The torch backend computes only the (block, block) tiles on and above the diagonal of the
-    (N, N) similarity matrix: an off-diagonal tile gives candidates to its rows and, read by
-    columns, to the rows of its mirror tile, which is never computed. Each tile's top-n merges
-    into running (N, n) lists, so memory is O(N * n + block^2). The faiss backend searches ``x``
-    against itself.
-
-    Args:
-        x (torch.Tensor): (N, d) features.
-        n (int): neighbours per row (cut to N).
-        block (int): tile side.
-        backend (str): "torch" or "faiss".
-    Returns:
-        tuple: (N, n) similarities, descending, and (N, n) int64 indices into ``x``.
-    """
-    if backend != "torch":
-        return nearest_neighbours(x, x, n, block, backend)
-    num, n = x.shape[0], min(n, x.shape[0])
-    unit = _unit_rows(x)
-    sims = unit.new_full((num, n), -math.inf)
-    idx = torch.zeros(num, n, dtype=torch.long, device=x.device)
-    for i in range(0, num, block):
-        for j in range(i, num, block):
-            tile = unit[i:i + block] @ unit[j:j + block].T
-            _merge_top(sims, idx, i, tile, j)
-            if j != i:
-                _merge_top(sims, idx, j, tile.T, i)
-    return sims, idx
-
-
-def _merge_top(sims: torch.Tensor, idx: torch.Tensor, row: int, tile: torch.Tensor,
-               col: int) -> None:
-    """Merge the (r, c) tile of similarities of rows ``row:row+r`` to columns ``col:col+c``
-    into the running descending top-n lists ``sims``, ``idx`` (N, n), in place."""
-    rows = slice(row, row + tile.shape[0])
-    tile_sims, tile_idx = tile.topk(min(sims.shape[1], tile.shape[1]), dim=1)
-    merged = torch.cat([sims[rows], tile_sims], dim=1)
-    merged_idx = torch.cat([idx[rows], tile_idx + col], dim=1)
-    sims[rows], order = merged.topk(sims.shape[1], dim=1)
-    idx[rows] = merged_idx.gather(1, order)
-
-
-def _faiss_search(q_unit: torch.Tensor, b_unit: torch.Tensor, n: int):
-    import faiss
-
-    d = b_unit.shape[1]
-    index = faiss.IndexFlatIP(d)
-    if hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0:
-        index = faiss.index_cpu_to_all_gpus(index)
-    index.add(b_unit.detach().float().cpu().contiguous().numpy())
-    sims, idx = index.search(q_unit.detach().float().cpu().contiguous().numpy(), n)
-    return (torch.from_numpy(sims).to(q_unit.device, q_unit.dtype),
-            torch.from_numpy(idx).to(q_unit.device))
 
 
 def _sparse_rows(sims: torch.Tensor, tau: float, k: int) -> torch.Tensor:
@@ -485,7 +430,7 @@ def _test_time_keys(gallery, queries, gallery_keys, query_keys, k, tau_hom, tau_
 def _self_similarity(keys: torch.Tensor) -> torch.Tensor:
     """cos(x, x) of each row as the graph computes it (1 up to rounding): (n, d) -> (n, 1)."""
     return (keys * keys).sum(dim=1, keepdim=True) / keys.norm(dim=1, keepdim=True).clamp_min(
-        1e-12).pow(2)
+        NORM_FLOOR).pow(2)
 
 
 def _weighted_rows(weights: torch.Tensor, idx: torch.Tensor, values: torch.Tensor

@@ -12,11 +12,14 @@ from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
 from fastreid.utils import comm
 from torch import nn
 
+from ...branches import BRANCHES
 from ...errors import check_choice
+from ...search_settings import TransferSettings, transfer_settings
 from ..counterfactual import CounterfactualRelation, counterfactual_effect
 from ..graph import (
-    SEARCH_BACKENDS,
-    affinity,
+    GRAPHS,
+    graph_affinity,
+    graph_query_mask,
     sparse_transfer_gallery_queries,
     training_query_mask,
     transfer_gallery_queries,
@@ -24,23 +27,15 @@ from ..graph import (
 from ..losses import hcc_loss
 from .vi_baseline import VIBaseline, log_accuracy, loss_scales_from_config
 
-# Graph branches: which half of a training batch plays the queries (r2i: visible, i2r: infrared).
-BRANCHES = ("r2i", "i2r")
-GRAPHS = ("h2ft", "gft")
 PROJECTIONS = ("identity", "linear")
-TRANSFER_MODES = ("auto", "dense", "sparse")
 
 
 def graph_settings_from_config(cfg) -> dict[str, Any]:
     """MODEL.CIFT.* as keyword arguments, validated (unknown values name the key)."""
-    c, t = cfg.MODEL.CIFT, cfg.TEST.TRANSFER
+    c = cfg.MODEL.CIFT
     check_choice("MODEL.CIFT.GRAPH", c.GRAPH, GRAPHS)
     check_choice("MODEL.CIFT.PROJECTION", c.PROJECTION, PROJECTIONS)
-    check_choice("TEST.TRANSFER.MODE", t.MODE, TRANSFER_MODES)
-    check_choice("TEST.TRANSFER.BACKEND", t.BACKEND, SEARCH_BACKENDS)
-    return {"graph": c.GRAPH, "tau_hom": c.TAU_HOM, "tau_het": c.TAU_HET, "k": c.TOPK,
-            "test_transfer": {"mode": t.MODE, "sparse_above": t.SPARSE_ABOVE,
-                              "backend": t.BACKEND}}
+    return {"graph": c.GRAPH, "tau_hom": c.TAU_HOM, "tau_het": c.TAU_HET, "k": c.TOPK}
 
 
 @META_ARCH_REGISTRY.register()
@@ -69,18 +64,19 @@ class CIFT(VIBaseline):
                  tau_het: float = 0.2, k: int = 4,
                  cri: CounterfactualRelation | nn.ModuleDict | None = None,
                  projections: nn.ModuleDict | None = None,
-                 test_transfer: dict[str, Any] | None = None):
+                 test_transfer: TransferSettings | None = None):
         super().__init__(backbone=backbone, heads=heads, pixel_mean=pixel_mean,
                          pixel_std=pixel_std, loss_scales=loss_scales)
         self.graph, self.tau_hom, self.tau_het, self.k = graph, tau_hom, tau_het, k
         self.cri = cri
         self.projections = projections
-        self.test_transfer = {"mode": "auto", "sparse_above": 4096, "backend": "torch",
-                              **(test_transfer or {})}
+        self.test_transfer = test_transfer or TransferSettings()
 
     @classmethod
     def from_config(cls, cfg) -> dict[str, Any]:
         settings = graph_settings_from_config(cfg)
+        # TEST.TRANSFER.* and the search backend, read and checked outside the model
+        settings["test_transfer"] = transfer_settings(cfg)
         # backbone, then the b head first: same initial weights as a VIBaseline of the same seed
         backbone = build_backbone(cfg)
         heads = nn.ModuleDict({b: build_heads(cfg) for b in ("b", *BRANCHES)})
@@ -118,12 +114,14 @@ class CIFT(VIBaseline):
 
     def graph_query_mask(self, is_query: torch.Tensor) -> torch.Tensor:
         """H2FT keeps the query/gallery split; GFT treats every node as gallery (one graph)."""
-        return is_query if self.graph == "h2ft" else torch.zeros_like(is_query)
+        return graph_query_mask(is_query, self.graph)
 
-    def branch_affinity(self, x: torch.Tensor, is_query: torch.Tensor, branch: str):
-        """(N, d) BNNeck features -> (N, N) affinity of `branch`."""
-        return affinity(self.keys(x, branch), self.graph_query_mask(is_query),
-                        tau_hom=self.tau_hom, tau_het=self.tau_het, k=self.k)
+    def branch_affinity(self, x: torch.Tensor, is_query: torch.Tensor, branch: str,
+                        k: int | None = None) -> torch.Tensor:
+        """(N, d) BNNeck features -> (N, N) affinity of `branch` (its keys, graph kind,
+        temperatures, and its k unless `k` is given)."""
+        return graph_affinity(self.keys(x, branch), is_query, self.graph, tau_hom=self.tau_hom,
+                              tau_het=self.tau_het, k=self.k if k is None else k)
 
     def forward(self, batched_inputs: dict[str, Any] | torch.Tensor):
         pool = self.pooled_features(batched_inputs)
@@ -173,13 +171,10 @@ class CIFT(VIBaseline):
         q = F.normalize(queries.to(self.device), dim=1)
         if self.graph == "h2ft":
             t = self.test_transfer
-            sparse = t["mode"] == "sparse" or (
-                t["mode"] == "auto" and g.shape[0] + q.shape[0] > t["sparse_above"])
             kwargs = dict(tau_hom=self.tau_hom, tau_het=self.tau_het, k=self.k,
                           gallery_keys=self.keys(g, branch), query_keys=self.keys(q, branch))
-            if sparse:
-                g_out, q_out = sparse_transfer_gallery_queries(g, q, backend=t["backend"],
-                                                               **kwargs)
+            if t.sparse(g.shape[0] + q.shape[0]):
+                g_out, q_out = sparse_transfer_gallery_queries(g, q, backend=t.backend, **kwargs)
             else:
                 g_out, q_out = transfer_gallery_queries(g, q, **kwargs)
         else:
