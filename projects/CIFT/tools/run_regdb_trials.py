@@ -20,8 +20,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without install
 
+from cift.atomic import atomic_write_json  # noqa: E402
 from cift.config import load_config  # noqa: E402
-from cift.engine.checkpoint import atomic_write_json  # noqa: E402
 from cift.errors import CiftInputError, print_input_error  # noqa: E402
 from cift.evaluation.report import (  # noqa: E402
     RESULTS_FILE,

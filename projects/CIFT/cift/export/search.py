@@ -21,8 +21,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from torch.utils.data import DataLoader, Dataset
 
+from ..atomic import atomic_write, atomic_write_json
 from ..data.transforms import build_vi_transforms
-from ..engine.checkpoint import atomic_write, atomic_write_json
 from ..errors import CiftInputError
 from ..evaluation.tasks import BRANCH_OF_QUERY_MODALITY
 from ..evaluation.vi_evaluator import GRAPH_BRANCHES
