@@ -51,7 +51,7 @@ def assert_metrics(results: dict, tasks: tuple[str, ...]) -> None:
 
 @pytest.mark.parametrize("config", ["configs/RegDB/baseline_R50.yml", "configs/RegDB/cift_R50.yml"])
 def test_regdb_trains_and_evaluates_both_directions(regdb_env, config):
-    results = run(config, regdb_env / "out", "DATASETS.REGDB.TRIAL", "2")
+    results = run(config, regdb_env / "out", "DATASETS.REGDB.SPLIT", "2")
     directions = ("visible-thermal", "thermal-visible")
     if "cift" in config:
         assert_metrics(results["CIFT"], directions)
