@@ -5,8 +5,6 @@ from PIL import Image
 
 from ..errors import CiftInputError
 
-# File names taken for images when a folder is searched.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # What decoding a broken file raises (PIL raises SyntaxError for some malformed PNG chunks).
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 

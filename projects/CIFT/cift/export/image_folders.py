@@ -14,10 +14,13 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
-from ..data.images import DECODE_ERRORS, IMAGE_SUFFIXES, decode_rgb
+from ..data.images import DECODE_ERRORS, decode_rgb
 from ..errors import CiftInputError
 
-__all__ = ["ImageFiles", "SearchImage", "collate_decoded", "collect_images"]
+__all__ = ["IMAGE_SUFFIXES", "ImageFiles", "SearchImage", "collate_decoded", "collect_images"]
+
+# File names taken for images when a folder is searched.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 @dataclass(frozen=True)
