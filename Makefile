@@ -35,7 +35,7 @@ demo: $(STAMP)
 		OUTPUT_DIR $(DEMO_OUT)/baseline
 	$(PY) projects/CIFT/train_net.py --config-file configs/Demo/cift_synthetic.yml \
 		OUTPUT_DIR $(DEMO_OUT)/cift
-	$(PY) projects/CIFT/compare_runs.py baseline=$(DEMO_OUT)/baseline CIFT=$(DEMO_OUT)/cift
+	$(PY) projects/CIFT/tools/compare_runs.py baseline=$(DEMO_OUT)/baseline CIFT=$(DEMO_OUT)/cift
 
 # The same comparison with less training (a few minutes on a CPU): same data set, model and
 # seed, 240 iterations per run instead of 1,834.
@@ -44,7 +44,7 @@ demo-quick: $(STAMP)
 		OUTPUT_DIR $(DEMO_QUICK_OUT)/baseline
 	$(PY) projects/CIFT/train_net.py --config-file configs/Demo/cift_synthetic_quick.yml \
 		OUTPUT_DIR $(DEMO_QUICK_OUT)/cift
-	$(PY) projects/CIFT/compare_runs.py baseline=$(DEMO_QUICK_OUT)/baseline \
+	$(PY) projects/CIFT/tools/compare_runs.py baseline=$(DEMO_QUICK_OUT)/baseline \
 		CIFT=$(DEMO_QUICK_OUT)/cift
 
 test: $(STAMP)

@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from cift.engine.checkpoint import atomic_write, atomic_write_json
+from cift.atomic import atomic_write, atomic_write_json
 
 
 def test_writes_whole_content_with_the_umask_mode(tmp_path):

@@ -69,7 +69,7 @@ def test_fastreid_style_script_with_cift_trainer_prints_the_tables(env, tmp_path
 
 def test_every_cift_data_set_takes_its_options_from_its_config_hook():
     cfg = load_config(DEMO, ["DATASETS.SYNTHETIC.NUM_IDS", "17", "DATASETS.SYNTHETIC.SEED", "3",
-                             "DATASETS.REGDB.TRIAL", "4"])
+                             "DATASETS.REGDB.SPLIT", "4"])
     for name in CIFT_DATASETS:
         assert hasattr(DATASET_REGISTRY.get(name), "config_kwargs"), name
     synthetic = DATASET_REGISTRY.get("SyntheticVI").config_kwargs(cfg)

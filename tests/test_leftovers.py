@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cift.engine.checkpoint import is_stale_temporary, remove_stale_temporaries, temp_prefix
+from cift.atomic import is_stale_temporary, remove_stale_temporaries, temp_prefix
 from test_export import export, trained_like, write_run
 from test_train_net import DEMO, TINY
 

@@ -3,6 +3,7 @@
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,11 +174,14 @@ def test_matches_plain_loop_reference(num_q, num_g, num_ids, ties):
 
 
 def test_module_is_standalone():
-    # protocols.py must load with numpy and stdlib only: no torch, fastreid or cift.
+    # protocols.py (and the modules it gathers) must load with numpy and stdlib only: no torch,
+    # fastreid or cift. A bare package over the folder imports them without cift's __init__.
     code = (
-        "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('p', {str(protocols.__file__)!r})\n"
-        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "import importlib, sys, types\n"
+        "pkg = types.ModuleType('p')\n"
+        f"pkg.__path__ = [{str(Path(protocols.__file__).parent)!r}]\n"
+        "sys.modules['p'] = pkg\n"
+        "importlib.import_module('p.protocols')\n"
         "heavy = {m.split('.')[0] for m in sys.modules} & {'torch', 'fastreid', 'cift'}\n"
         "assert not heavy, heavy\n"
     )

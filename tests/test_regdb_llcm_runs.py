@@ -51,7 +51,7 @@ def assert_metrics(results: dict, tasks: tuple[str, ...]) -> None:
 
 @pytest.mark.parametrize("config", ["configs/RegDB/baseline_R50.yml", "configs/RegDB/cift_R50.yml"])
 def test_regdb_trains_and_evaluates_both_directions(regdb_env, config):
-    results = run(config, regdb_env / "out", "DATASETS.REGDB.TRIAL", "2")
+    results = run(config, regdb_env / "out", "DATASETS.REGDB.SPLIT", "2")
     directions = ("visible-thermal", "thermal-visible")
     if "cift" in config:
         assert_metrics(results["CIFT"], directions)
@@ -154,3 +154,11 @@ def test_llcm_tasks_reference_vis_to_ir_ranks_drawn_infrared_queries():
         assert list(g) == list(range(nq))
     with pytest.raises(ValueError, match="VIS_TO_IR"):
         llcm_tasks(items, nq, vis_to_ir="published")
+
+
+def test_regdb_split_runner_takes_splits_by_their_name():
+    bad = subprocess.run([sys.executable, str(ROOT / "projects/CIFT/tools/run_regdb_trials.py"),
+                          "--config-file", str(ROOT / "configs/RegDB/baseline_R50.yml"),
+                          "--splits", "3,12"], capture_output=True, text=True)
+    assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1
+    assert "--splits '3,12'" in bad.stderr and "RegDB splits are 1..10" in bad.stderr

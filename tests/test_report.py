@@ -72,7 +72,7 @@ def test_load_run_results(tmp_path):
 
 
 def load_compare_runs():
-    path = Path(__file__).resolve().parents[1] / "projects/CIFT/compare_runs.py"
+    path = Path(__file__).resolve().parents[1] / "projects/CIFT/tools/compare_runs.py"
     spec = importlib.util.spec_from_file_location("compare_runs", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

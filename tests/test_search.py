@@ -17,17 +17,17 @@ from PIL import Image
 
 from cift.data.transforms import build_vi_transforms
 from cift.export import load_model_from_files
-from cift.export.search import (
+from cift.export.image_folders import collect_images
+from cift.export.ranklist import (
     BORDER,
     CORRECT_COLOUR,
     QUERY_COLOUR,
     UNKNOWN_COLOUR,
     WRONG_COLOUR,
-    Progress,
-    collect_images,
     ranklist_size,
     tile_box,
 )
+from cift.export.search import Progress
 from test_export import export, trained_like, write_run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,6 +6,7 @@ paper recipe lives in `configs/Base-CIFT.yml`.
 from __future__ import annotations
 
 import os
+import sys
 
 import yaml
 from fastreid.config import CfgNode as CN
@@ -150,9 +151,12 @@ def add_cift_config(cfg: CN) -> CN:
     # tasks measured, e.g. ("all-single",); empty = every task of each test set.
     _C.TEST.TOPOLOGY.TASKS = ()
 
-    # RegDB: which of the 10 published train/test splits (idx/*_{trial}.txt) a run uses.
+    # RegDB: which of the 10 published train/test splits (idx/*_{split}.txt) a run uses, 1..10.
     _C.DATASETS.REGDB = CN()
-    _C.DATASETS.REGDB.TRIAL = 1
+    _C.DATASETS.REGDB.SPLIT = 1
+    # deprecated name of DATASETS.REGDB.SPLIT ("trial" is a gallery draw, TEST.*.TRIALS);
+    # 0 = not set. See RENAMED_KEYS.
+    _C.DATASETS.REGDB.TRIAL = 0
 
     # Synthetic VI data set (the embedded default): generator parameters; the data set is
     # written to $FASTREID_DATASETS/SyntheticVI on first use.
@@ -196,6 +200,53 @@ def add_cift_config(cfg: CN) -> CN:
     return cfg
 
 
+# Renamed keys: old name -> (new name, the old key's "not set" value). A set old key still
+# works when the new one keeps its default (one deprecation line); both set apart is an error.
+RENAMED_KEYS = {"DATASETS.REGDB.TRIAL": ("DATASETS.REGDB.SPLIT", 0)}
+
+
+def _get(cfg: CN, key: str):
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def renamed_key_value(cfg: CN, old: str):
+    """The value of RENAMED_KEYS[old]'s new key, taking a set `old` key into account.
+
+    Raises:
+        CiftInputError: both keys set, to different values.
+    """
+    from fastreid.config import get_cfg
+
+    from .errors import CiftInputError
+
+    new, unset = RENAMED_KEYS[old]
+    old_value, new_value = _get(cfg, old), _get(cfg, new)
+    if old_value == unset:
+        return new_value
+    default = _get(add_cift_config(get_cfg()), new)
+    if new_value not in (default, old_value):
+        raise CiftInputError(f"{old} {old_value!r} and {new} {new_value!r}: {old} is the old "
+                             f"name of {new}; set only {new}")
+    return old_value
+
+
+def _apply_renamed_keys(cfg: CN) -> None:
+    """Move the values of set old keys to their new keys (unfrozen cfg), one deprecation line
+    on stderr for each."""
+    for old, (new, unset) in RENAMED_KEYS.items():
+        if _get(cfg, old) == unset:
+            continue
+        value = renamed_key_value(cfg, old)
+        print(f"deprecated: {old} is now {new}; using {new} {value!r}", file=sys.stderr)
+        *path, last = new.split(".")
+        _get(cfg, ".".join(path))[last] = value
+        *path, last = old.split(".")
+        _get(cfg, ".".join(path))[last] = unset
+
+
 def load_config(config_file: str = "", opts: list[str] | None = None) -> CN:
     """fastreid defaults + cift keys + a YAML file + `KEY VALUE` overrides, frozen.
 
@@ -221,6 +272,7 @@ def load_config(config_file: str = "", opts: list[str] | None = None) -> CN:
         cfg.merge_from_list(list(opts or []))
     except (KeyError, ValueError, AssertionError, TypeError) as err:
         raise CiftInputError(f"command-line options: {_one_line(err)}") from None
+    _apply_renamed_keys(cfg)
     cfg.freeze()
     return cfg
 

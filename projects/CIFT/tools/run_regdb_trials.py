@@ -1,13 +1,14 @@
 #!/usr/bin/env python
-"""Train and evaluate every RegDB trial (split 1..10), then aggregate mean ± std.
+"""Train and evaluate on every RegDB split (1..10), then aggregate mean ± std over splits.
 
     python projects/CIFT/tools/run_regdb_trials.py --config-file configs/RegDB/cift_R50.yml
-    python projects/CIFT/tools/run_regdb_trials.py --config-file FILE --trials 1,2,3 KEY VALUE
+    python projects/CIFT/tools/run_regdb_trials.py --config-file FILE --splits 1,2,3 KEY VALUE
 
-Trial t runs `train_net.py` with DATASETS.REGDB.TRIAL t and OUTPUT_DIR <OUTPUT_DIR>/trial_<t>.
-A finished trial (its protocol_results.json and model_final.pth exist) is never run again; an
-interrupted one resumes from its last checkpoint. The summary goes to the console and to
-<OUTPUT_DIR>/regdb_trials.json.
+Split s runs `train_net.py` with DATASETS.REGDB.SPLIT s and OUTPUT_DIR <OUTPUT_DIR>/trial_<s>
+(the folder and file names, and the `--trials` spelling of `--splits`, are kept so that earlier
+runs resume). A finished split (its protocol_results.json and model_final.pth exist) is never
+run again; an interrupted one resumes from its last checkpoint. The summary goes to the console
+and to <OUTPUT_DIR>/regdb_trials.json.
 """
 import argparse
 import json
@@ -20,8 +21,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without install
 
+from cift.atomic import atomic_write_json  # noqa: E402
 from cift.config import load_config  # noqa: E402
-from cift.engine.checkpoint import atomic_write_json  # noqa: E402
 from cift.errors import CiftInputError, print_input_error  # noqa: E402
 from cift.evaluation.report import (  # noqa: E402
     RESULTS_FILE,
@@ -32,34 +33,34 @@ from cift.evaluation.report import (  # noqa: E402
 SUMMARY_FILE = "regdb_trials.json"
 
 
-def parse_trials(text: str) -> list[int]:
+def parse_splits(text: str) -> list[int]:
     """'1,2,5' -> [1, 2, 5]; anything outside 1..10 is refused."""
     try:
-        trials = [int(t) for t in text.split(",") if t.strip()]
+        splits = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise CiftInputError(f"--trials {text!r}: expected comma-separated integers") from None
-    if not trials or any(not 1 <= t <= 10 for t in trials):
-        raise CiftInputError(f"--trials {text!r}: RegDB trials are 1..10")
-    return list(dict.fromkeys(trials))
+        raise CiftInputError(f"--splits {text!r}: expected comma-separated integers") from None
+    if not splits or any(not 1 <= t <= 10 for t in splits):
+        raise CiftInputError(f"--splits {text!r}: RegDB splits are 1..10")
+    return list(dict.fromkeys(splits))
 
 
-def trial_state(out: Path) -> str:
+def split_state(out: Path) -> str:
     """'done', 'interrupted' (a checkpoint, no final results) or 'new'."""
     if (out / RESULTS_FILE).is_file() and (out / "model_final.pth").is_file():
         return "done"
     return "interrupted" if (out / "last_checkpoint").is_file() else "new"
 
 
-def run_trial(config: str, trial: int, out: Path, opts: list[str], resume: bool) -> None:
+def run_split(config: str, split: int, out: Path, opts: list[str], resume: bool) -> None:
     cmd = [sys.executable, str(HERE.parent / "train_net.py"), "--config-file", config,
            *(["--resume"] if resume else []), *opts,
-           "DATASETS.REGDB.TRIAL", str(trial), "OUTPUT_DIR", str(out)]
-    print(f"== trial {trial}: {'resuming' if resume else 'training'} in {out}", flush=True)
+           "DATASETS.REGDB.SPLIT", str(split), "OUTPUT_DIR", str(out)]
+    print(f"== split {split}: {'resuming' if resume else 'training'} in {out}", flush=True)
     subprocess.run(cmd, check=True)
 
 
-def aggregate(per_trial: dict[int, dict]) -> dict:
-    """Mean and std over trials of every trial's mean metric, nested like one trial's results."""
+def aggregate(per_split: dict[int, dict]) -> dict:
+    """Mean and std over splits of every split's mean metric, nested like one split's results."""
     def walk(results: list[dict]) -> dict:
         first, out = results[0], {}
         for key, value in first.items():
@@ -72,41 +73,42 @@ def aggregate(per_trial: dict[int, dict]) -> dict:
             elif isinstance(value, dict):
                 out[key] = walk([r[key] for r in results])
         return out
-    return walk([r["RegDB"] for r in per_trial.values()])
+    return walk([r["RegDB"] for r in per_split.values()])
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config-file", required=True)
-    parser.add_argument("--trials", default="1,2,3,4,5,6,7,8,9,10",
-                        help="comma-separated trial numbers (default: all ten)")
+    parser.add_argument("--splits", "--trials", dest="splits", default="1,2,3,4,5,6,7,8,9,10",
+                        help="comma-separated split numbers (default: all ten)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config_file, args.opts)
-        trials = parse_trials(args.trials)
+        splits = parse_splits(args.splits)
         if tuple(cfg.DATASETS.TESTS) != ("RegDB",):
             raise CiftInputError(f"{args.config_file}: DATASETS.TESTS must be ('RegDB',)")
     except CiftInputError as err:
         return print_input_error(err)
     base = Path(cfg.OUTPUT_DIR)
-    per_trial = {}
-    for trial in trials:
-        out = base / f"trial_{trial}"
-        state = trial_state(out)
+    per_split = {}
+    for split in splits:
+        out = base / f"trial_{split}"
+        state = split_state(out)
         if state != "done":
             try:
-                run_trial(args.config_file, trial, out, args.opts, resume=state == "interrupted")
+                run_split(args.config_file, split, out, args.opts, resume=state == "interrupted")
             except subprocess.CalledProcessError as err:
-                print(f"error: trial {trial} failed (exit {err.returncode}); rerun to resume",
+                print(f"error: split {split} failed (exit {err.returncode}); rerun to resume",
                       file=sys.stderr)
                 return 1
-        per_trial[trial] = json.loads((out / RESULTS_FILE).read_text())
-    summary = {"trials": sorted(per_trial), "RegDB": aggregate(per_trial)}
+        per_split[split] = json.loads((out / RESULTS_FILE).read_text())
+    # "trials" is the summary's key for the splits run (kept for earlier readers of the file)
+    summary = {"trials": sorted(per_split), "RegDB": aggregate(per_split)}
     base.mkdir(parents=True, exist_ok=True)
     atomic_write_json(str(base / SUMMARY_FILE), summary)
-    print(format_protocol_table(summary["RegDB"], title=f"RegDB, trials {summary['trials']} "
-                                "(mean ± std over trials, %)"))
+    print(format_protocol_table(summary["RegDB"], title=f"RegDB, splits {summary['trials']} "
+                                "(mean ± std over splits, %)"))
     return 0
 
 

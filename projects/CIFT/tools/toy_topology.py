@@ -27,7 +27,7 @@ from cift.analysis.toy_experiment import (  # noqa: E402
     summarise_observations,
     write_csv,
 )
-from cift.engine.checkpoint import atomic_write_json  # noqa: E402
+from cift.atomic import atomic_write_json  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

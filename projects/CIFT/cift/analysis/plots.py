@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..data.build import read_rgb
+from ..data.images import read_rgb
 
 __all__ = [
     "CMC_FIGSIZE",

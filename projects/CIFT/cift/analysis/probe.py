@@ -24,12 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastreid.data.build import fast_batch_collator
-from fastreid.evaluation.evaluator import inference_context
 
 from ..branches import branch_features
 from ..data.build import VIDataset, load_dataset
 from ..data.transforms import build_vi_transforms
 from ..errors import CiftInputError
+from ..evaluation.features import extract_features as model_features
 from ..evaluation.tasks import Task, build_tasks
 from ..modeling.graph import (
     DEFAULT_K,
@@ -204,14 +204,7 @@ def extract_features(model, loader, flip_test: bool = False) -> np.ndarray:
     """The model's inference output for every batch of `loader`, in order, as float32 numpy:
     (N, d) (baseline) or (N, 2, d) (CIFT). Eval mode during, the previous mode after."""
     module = getattr(model, "module", model)  # one process: no DDP synchronisation
-    outputs = []
-    with inference_context(module):
-        for batch in loader:
-            out = module(batch)
-            if flip_test:
-                out = (out + module(dict(batch, images=batch["images"].flip(dims=[3])))) / 2
-            outputs.append(out.float().cpu())
-    return torch.cat(outputs).numpy()
+    return model_features(module, loader, flip=flip_test).numpy()
 
 
 def probe_measures(features: np.ndarray, probe: Probe,

@@ -9,14 +9,16 @@ import logging
 import os
 from typing import Any
 
+import torch
 from fastreid.data import build_reid_test_loader, build_reid_train_loader
+from fastreid.data.build import fast_batch_collator
 from fastreid.data.common import CommDataset
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.utils import comm
-from PIL import Image
 
 from ..errors import CiftInputError
 from .cross_modality_sampler import CrossModalityIdentitySampler
+from .images import read_rgb
 from .modality import is_visible
 from .transforms import build_vi_transforms
 
@@ -26,15 +28,6 @@ CROSS_MODALITY_SAMPLER = "CrossModalityIdentitySampler"
 # DATALOADER.SAMPLER_TRAIN values: ours, then those fastreid 1.4.0's train loader builds by name
 TRAIN_SAMPLERS = (CROSS_MODALITY_SAMPLER, "TrainingSampler", "NaiveIdentitySampler",
                   "BalancedIdentitySampler", "SetReWeightSampler", "ImbalancedDatasetSampler")
-
-
-def read_rgb(path: str) -> Image.Image:
-    """Open an image as RGB; an unreadable file raises CiftInputError naming the path."""
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, ValueError) as err:
-        raise CiftInputError(f"{path}: cannot read image ({err})") from None
 
 
 class VIDataset(CommDataset):
@@ -114,3 +107,14 @@ def build_vi_test_loader(cfg, dataset_name: str):
         test_set=test_set, test_batch_size=cfg.TEST.IMS_PER_BATCH, num_query=len(data.query),
         num_workers=cfg.DATALOADER.NUM_WORKERS)
     return loader, num_query, data
+
+
+def build_inference_loader(dataset: torch.utils.data.Dataset, batch_size: int,
+                           num_workers: int = 0, collate_fn=fast_batch_collator
+                           ) -> torch.utils.data.DataLoader:
+    """Loader over every item of `dataset`, in order, in this process alone: for what one
+    process reads whole (topology probes, gallery search). The evaluation's loader
+    (:func:`build_vi_test_loader`) is fastreid's instead, which shards the items over the
+    processes of a distributed job."""
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                                       num_workers=num_workers, collate_fn=collate_fn)

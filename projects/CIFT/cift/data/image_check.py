@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
 
+from ..atomic import atomic_write
 from ..errors import CiftInputError
 
 logger = logging.getLogger(__name__)
@@ -84,8 +85,6 @@ def read_cache(path: str) -> dict[str, list[int]]:
 
 
 def write_text_atomic(path: str, text: str) -> None:
-    from ..engine.checkpoint import atomic_write
-
     try:
         atomic_write(path, lambda f: f.write(text.encode()))
     except OSError as err:  # a cache is an optimisation: never fail the run for it

@@ -10,8 +10,8 @@ from fastreid.engine import default_setup
 from fastreid.utils import comm
 from fastreid.utils.env import seed_all_rng
 
+from ..atomic import remove_stale_temporaries
 from ..config import load_config
-from .checkpoint import remove_stale_temporaries
 from .validate import validate
 
 logger = logging.getLogger(__name__)

@@ -18,11 +18,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..analysis.hooks import build_topology_hook
 from ..analysis.plots import save_cmc_curves
+from ..atomic import atomic_write_json
 from ..data import build_vi_test_loader, build_vi_train_loader
 from ..evaluation import VIEvaluator, build_tasks, format_protocol_table
 from ..evaluation.report import RESULTS_FILE
 from ..evaluation.vi_evaluator import GraphTransfer
-from .checkpoint import AtomicCheckpointer, atomic_write_json
+from .checkpoint import AtomicCheckpointer
 from .hooks import EpochEndWriter, ScalarJSONWriter, ScalarTensorboardWriter, VIEvalHook
 from .resume import (
     RunState,

@@ -24,7 +24,7 @@ import tempfile
 
 import torch
 
-from ..engine.checkpoint import _umask, remove_stale_temporaries, temp_prefix
+from ..atomic import current_umask, remove_stale_temporaries, temp_prefix
 from ..errors import CiftInputError
 from ..evaluation.report import RESULTS_FILE
 from .safetensors_io import hashed_name, sha256_hex, state_dict_to_safetensors
@@ -229,8 +229,8 @@ def write_entry(cfg, state: dict, output: str, force: bool = False,
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.chmod(os.path.join(tmp, name), 0o666 & ~_umask())
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the usual folder mode
+            os.chmod(os.path.join(tmp, name), 0o666 & ~current_umask())
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; give the usual folder mode
         install_folder(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

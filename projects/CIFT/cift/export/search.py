@@ -1,124 +1,35 @@
-"""Search a gallery of person images with a trained model: features, transfer, rank, rank lists.
+"""Search a gallery of person images with a trained model: features, transfer, rank, and the
+results (results.json and one rank-list PNG per query).
 
-Images come from folders (every image file under them, recursively) or are named one by one.
-An image's identity is the name of its parent folder (`.../<pid>/<image>`), except for an image
-lying directly in a folder given as the query or gallery, whose identity is unknown. A file
-that cannot be decoded is skipped with a warning naming it (and listed in results.json), so
-that one bad file does not stop a search over thousands; a folder without any image, or whose
-images all fail to decode, is an error.
+Images are named as :mod:`cift.export.image_folders` reads them. A file that cannot be decoded
+is skipped with a warning naming it (and listed in results.json); a folder without any image,
+or whose images all fail to decode, is an error.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
-import re
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 
 import torch
-from PIL import Image, ImageDraw, ImageFont, ImageOps
-from torch.utils.data import DataLoader, Dataset
 
+from ..atomic import atomic_write_json
 from ..branches import BRANCH_OF_QUERY_MODALITY
 from ..branches import BRANCHES as GRAPH_BRANCHES
+from ..data.build import build_inference_loader
 from ..data.transforms import build_vi_transforms
-from ..engine.checkpoint import atomic_write, atomic_write_json
 from ..errors import CiftInputError
+from ..evaluation.features import extract_features as model_features
 from ..neighbours import nearest_neighbours
+from .image_folders import ImageFiles, collate_decoded, collect_images
+from .ranklist import draw_ranklist, ranklist_name
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 RESULTS_FILE = "results.json"
 RANKLIST_DIR = "ranklists"
-
-# Rank-list PNG layout (pixels): the query tile, then the top-k tiles, each an image padded to
-# TILE_H x TILE_W inside a BORDER-wide coloured frame, with a caption below.
-TILE_H, TILE_W = 128, 64
-BORDER = 4
-GAP = 4  # between result tiles
-QUERY_GAP = 16  # between the query and the first result
-MARGIN = 8
-CAPTION_H = 26
-BACKGROUND = (255, 255, 255)
-QUERY_COLOUR = (40, 90, 200)
-CORRECT_COLOUR = (0, 170, 0)
-WRONG_COLOUR = (220, 0, 0)
-UNKNOWN_COLOUR = (160, 160, 160)
-
-
-@dataclass(frozen=True)
-class SearchImage:
-    path: str
-    pid: str | None  # from the parent folder's name; None when unknown
-
-
-def _is_image_name(name: str) -> bool:
-    return name.lower().endswith(IMAGE_SUFFIXES)
-
-
-def collect_images(paths: Sequence[str], what: str) -> list[SearchImage]:
-    """The images named by `paths` (folders: every image file under them, sorted; files: as
-    given), each with its identity, without duplicates.
-
-    Raises:
-        CiftInputError: a path that does not exist, or a folder with no image file.
-    """
-    images: dict[str, SearchImage] = {}
-    for path in paths:
-        if os.path.isfile(path):
-            images.setdefault(path, SearchImage(path, os.path.basename(os.path.dirname(
-                os.path.abspath(path))) or None))
-            continue
-        if not os.path.isdir(path):
-            raise CiftInputError(f"{what} {path}: no such file or folder")
-        found = []
-        for folder, dirs, files in os.walk(path):
-            dirs.sort()
-            for name in sorted(files):
-                if _is_image_name(name) and not name.startswith("."):
-                    pid = None if os.path.samefile(folder, path) else os.path.basename(folder)
-                    found.append(SearchImage(os.path.join(folder, name), pid))
-        if not found:
-            raise CiftInputError(f"{what} {path}: no image files in this folder (looked for "
-                                 f"{', '.join(IMAGE_SUFFIXES)})")
-        for image in found:
-            images.setdefault(image.path, image)
-    return list(images.values())
-
-
-def read_image(path: str) -> Image.Image:
-    """The decoded RGB image (infrared images are replicated to 3 channels, as in training)."""
-    with Image.open(path) as image:
-        return image.convert("RGB")
-
-
-class ImageFiles(Dataset):
-    """(index, image tensor or None, error or None) per path: decoding errors are returned, not
-    raised, so that the loader can skip the file."""
-
-    def __init__(self, paths: Sequence[str], transform):
-        self.paths, self.transform = list(paths), transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int):
-        try:
-            return index, self.transform(read_image(self.paths[index])), None
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-            # PIL raises SyntaxError for some malformed files (broken PNG chunks)
-            text = str(err).strip()
-            return index, None, text.splitlines()[0] if text else type(err).__name__
-
-
-def _collate(batch):
-    kept = [(i, x) for i, x, _ in batch if x is not None]
-    failed = [(i, err) for i, x, err in batch if x is None]
-    images = torch.stack([x for _, x in kept]) if kept else None
-    return [i for i, _ in kept], images, failed
 
 
 class Progress:
@@ -148,7 +59,6 @@ class Progress:
         self.stream.flush()
 
 
-@torch.no_grad()
 def extract_features(model, paths: Sequence[str], transform, branch: str | None = None,
                      batch_size: int = 64, num_workers: int = 0, flip: bool = False,
                      label: str = "features", progress: bool = True
@@ -161,26 +71,25 @@ def extract_features(model, paths: Sequence[str], transform, branch: str | None 
         [(path, error)] of the skipped ones). `flip` averages with the mirrored images
         (TEST.FLIP.ENABLED, as fastreid's evaluation does).
     """
-    loader = DataLoader(ImageFiles(paths, transform), batch_size=batch_size, shuffle=False,
-                        num_workers=num_workers, collate_fn=_collate)
+    loader = build_inference_loader(ImageFiles(paths, transform), batch_size, num_workers,
+                                    collate_fn=collate_decoded)
     bar = Progress(label, len(paths)) if progress else None
-    feats, kept, skipped = [], [], []
-    model.eval()
-    for indices, images, failed in loader:
-        for i, err in failed:
-            logger.warning(f"{paths[i]}: cannot decode image, skipped ({err})")
-            skipped.append((paths[i], err))
-        if images is not None:
-            out = model(images)
-            if flip:
-                out = (out + model(images.flip(dims=[3]))) / 2
-            feats.append(branch_features(out, branch).float().cpu())
-            kept.extend(indices)
-        if bar is not None:
-            bar.update(len(indices) + len(failed))
-    if not feats:
-        return torch.zeros(0), kept, skipped
-    return torch.cat(feats), kept, skipped
+    kept, skipped = [], []
+
+    def decoded() -> Iterator[torch.Tensor]:
+        for indices, images, failed in loader:
+            for i, err in failed:
+                logger.warning(f"{paths[i]}: cannot decode image, skipped ({err})")
+                skipped.append((paths[i], err))
+            if images is not None:
+                yield images  # its features are computed before this generator resumes
+                kept.extend(indices)
+            if bar is not None:
+                bar.update(len(indices) + len(failed))
+
+    feats = model_features(model, decoded(), flip=flip,
+                           select=lambda out: branch_features(out, branch))
+    return feats, kept, skipped
 
 
 def branch_features(feats: torch.Tensor, branch: str | None) -> torch.Tensor:
@@ -203,53 +112,6 @@ def rank(queries: torch.Tensor, gallery: torch.Tensor, topk: int
     """(Q, k) cosine similarities, descending, and (Q, k) gallery indices; k = min(topk, G).
     Blocked over queries, so no (Q, G) matrix is held at once."""
     return nearest_neighbours(queries, gallery, topk)
-
-
-def ranklist_size(k: int) -> tuple[int, int]:
-    """(width, height) of the rank-list PNG of a query with k results."""
-    cell = TILE_W + 2 * BORDER
-    width = 2 * MARGIN + cell * (k + 1) + (QUERY_GAP if k else 0) + GAP * max(k - 1, 0)
-    return width, 2 * MARGIN + TILE_H + 2 * BORDER + CAPTION_H
-
-
-def tile_box(position: int) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom), exclusive, of the framed tile at `position` (0: the query,
-    r: the rank-r result)."""
-    cell = TILE_W + 2 * BORDER
-    left = MARGIN if position == 0 else (MARGIN + cell + QUERY_GAP + (position - 1) * (cell + GAP))
-    return left, MARGIN, left + cell, MARGIN + TILE_H + 2 * BORDER
-
-
-def frame_colour(correct: bool | None) -> tuple[int, int, int]:
-    return UNKNOWN_COLOUR if correct is None else CORRECT_COLOUR if correct else WRONG_COLOUR
-
-
-def draw_ranklist(query: SearchImage, matches: list[dict], path: str) -> None:
-    """Write the rank-list PNG: the query (blue frame) and its matches in rank order, framed
-    green (same identity), red (another identity) or grey (identity unknown), with rank, cosine
-    score and identity below each."""
-    canvas = Image.new("RGB", ranklist_size(len(matches)), BACKGROUND)
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default()
-    tiles = [(query.path, QUERY_COLOUR, ["query", f"id {query.pid}" if query.pid else ""])]
-    tiles += [(m["path"], frame_colour(m["correct"]),
-               [f"{m['rank']}: {m['score']:.3f}", f"id {m['id']}" if m["id"] else ""])
-              for m in matches]
-    for position, (image_path, colour, caption) in enumerate(tiles):
-        left, top, right, bottom = tile_box(position)
-        draw.rectangle((left, top, right - 1, bottom - 1), fill=colour)
-        image = ImageOps.pad(read_image(image_path), (TILE_W, TILE_H), color=BACKGROUND)
-        canvas.paste(image, (left + BORDER, top + BORDER))
-        for line_no, text in enumerate(caption):
-            draw.text((left, bottom + 2 + 12 * line_no), text[:12], fill=(0, 0, 0), font=font)
-    atomic_write(path, lambda f: canvas.save(f, format="PNG"))
-
-
-def ranklist_name(index: int, image: SearchImage) -> str:
-    """'<query index>_[<id>_]<file stem>.png', reduced to safe characters."""
-    stem = os.path.splitext(os.path.basename(image.path))[0]
-    name = f"{index:05d}_{image.pid}_{stem}" if image.pid else f"{index:05d}_{stem}"
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) + ".png"
 
 
 def _previous_ranklists(output: str) -> list[str]:

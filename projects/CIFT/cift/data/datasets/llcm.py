@@ -10,7 +10,7 @@ from fastreid.data.datasets.bases import ImageDataset
 
 from ...errors import CiftInputError
 from ..modality import INFRARED, VISIBLE
-from .common import require_dataset_folder
+from .common import NoConfigOptions, require_dataset_folder
 from .regdb import read_index_file
 from .sysu_mm01 import IMAGE_SUFFIXES, read_id_file
 
@@ -36,7 +36,7 @@ def camera_of(path: Path) -> int | None:
 
 
 @DATASET_REGISTRY.register()
-class LLCM(ImageDataset):
+class LLCM(NoConfigOptions, ImageDataset):
     """LLCM, the low-light cross-modality benchmark (Zhang and Wang, "Diverse Embedding
     Expansion Network and Low-Light Cross-Modality Benchmark for Visible-Infrared Person
     Re-identification", CVPR 2023).
@@ -64,11 +64,6 @@ class LLCM(ImageDataset):
     dataset_dir = "LLCM"
     dataset_name = "llcm"
     protocol = "llcm"  # evaluation tasks: cift.evaluation.tasks.build_tasks
-
-    @classmethod
-    def config_kwargs(cls, cfg) -> dict:
-        """Constructor arguments from the config: none (see cift.data.build.load_dataset)."""
-        return {}
 
     def __init__(self, root: str = "datasets", **kwargs):
         self.root = Path(root)

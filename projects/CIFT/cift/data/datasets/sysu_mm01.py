@@ -9,7 +9,7 @@ from fastreid.data.datasets.bases import ImageDataset
 
 from ...errors import CiftInputError
 from ..modality import INFRARED, VISIBLE
-from .common import require_dataset_folder
+from .common import NoConfigOptions, require_dataset_folder
 
 VISIBLE_CAMERAS = (1, 2, 4, 5)
 INFRARED_CAMERAS = (3, 6)
@@ -53,7 +53,7 @@ def list_identity_images(root: Path, pids: list[int], cameras: tuple[int, ...]
 
 
 @DATASET_REGISTRY.register()
-class SYSUMM01(ImageDataset):
+class SYSUMM01(NoConfigOptions, ImageDataset):
     """SYSU-MM01 (Wu et al., "RGB-Infrared Cross-Modality Person Re-Identification", ICCV 2017).
 
     URL: https://github.com/wuancong/SYSU-MM01 (download on request from the authors).
@@ -69,11 +69,6 @@ class SYSUMM01(ImageDataset):
     dataset_dir = "SYSU-MM01"
     dataset_name = "sysumm01"
     protocol = "sysu"  # evaluation tasks: cift.evaluation.tasks.build_tasks
-
-    @classmethod
-    def config_kwargs(cls, cfg) -> dict:
-        """Constructor arguments from the config: none (see cift.data.build.load_dataset)."""
-        return {}
 
     def __init__(self, root: str = "datasets", **kwargs):
         self.root = Path(root)

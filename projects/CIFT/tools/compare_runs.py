@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Print the protocol results of finished runs side by side.
 
-    python projects/CIFT/compare_runs.py baseline=logs/demo/baseline logs/demo/cift
+    python projects/CIFT/tools/compare_runs.py baseline=logs/demo/baseline logs/demo/cift
 
 Each argument is a run's OUTPUT_DIR, optionally prefixed with a label (default: the folder
 name). Every run keeps its own columns under its label: a baseline's `LABEL`, a CIFT run's
@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without install
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
 from cift.errors import CiftInputError, print_input_error  # noqa: E402
 from cift.evaluation.report import compare_table, load_run_results  # noqa: E402
