@@ -23,10 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from fastreid.data.build import fast_batch_collator
 
 from ..branches import branch_features
-from ..data.build import VIDataset, load_dataset
+from ..data.build import VIDataset, build_inference_loader, load_dataset
 from ..data.transforms import build_vi_transforms
 from ..errors import CiftInputError
 from ..evaluation.features import extract_features as model_features
@@ -193,9 +192,7 @@ def build_probe(cfg, dataset_name: str, max_queries: int | None = 500,
              for t, q, g in chosen]
     probe_items = [items[i] for i in keep]
     dataset = VIDataset(probe_items, build_vi_transforms(cfg, is_train=False), relabel=False)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=cfg.TEST.IMS_PER_BATCH, shuffle=False,
-        num_workers=cfg.DATALOADER.NUM_WORKERS, collate_fn=fast_batch_collator)
+    loader = build_inference_loader(dataset, cfg.TEST.IMS_PER_BATCH, cfg.DATALOADER.NUM_WORKERS)
     return Probe(dataset_name, probe_items, tasks, loader)
 
 

@@ -48,8 +48,12 @@ def entry_files(directory: str) -> list[str]:
 
 # Keys that do not change what a config's model computes or how it is scored: where a job
 # writes and runs, which file the weights come from, where the ImageNet initialisation was.
+# Keys that cannot change a run's scores: where files go, the device, loader workers, and the
+# search backend (the search is exact with either; the two older backend keys included, so
+# that runs written before TEST.SEARCH.BACKEND still match).
 UNSCORED_KEYS = ("OUTPUT_DIR", "MODEL.WEIGHTS", "MODEL.DEVICE", "MODEL.BACKBONE.PRETRAIN_PATH",
-                 "DATALOADER.NUM_WORKERS")
+                 "DATALOADER.NUM_WORKERS", "TEST.SEARCH.BACKEND", "TEST.TRANSFER.BACKEND",
+                 "TEST.RETRIEVAL.BACKEND")
 
 
 def flat_config(cfg, prefix: str = "") -> dict[str, object]:
