@@ -12,12 +12,11 @@ from cift.analysis.plots import (
     GridLayout,
     Tile,
     affinity_grid,
-    plot_cmc_curves,
     plot_toy_heatmap,
     plot_toy_surface,
-    save_cmc_curves,
 )
 from cift.errors import CiftInputError
+from cift.evaluation.cmc_plot import plot_cmc_curves, save_cmc_curves
 
 CONTENT = (200, 200, 0)  # the colour of every test image
 

@@ -1,13 +1,12 @@
-"""Figures: CMC curves, the toy experiment's heat map and surface, affinity neighbour grids.
+"""Analysis figures: the toy experiment's heat map and surface, affinity neighbour grids.
 
-Matplotlib figures are drawn on their own Agg canvas (no pyplot state, no display needed) and
-saved at a fixed size, so a figure's pixel size depends only on its arguments. Affinity grids
-are composed with Pillow on an exact pixel layout (:class:`GridLayout`).
+Matplotlib figures come from :mod:`cift.figures` (fixed pixel size); affinity grids are
+composed with Pillow on an exact pixel layout (:class:`GridLayout`). The evaluation's CMC
+curves are in :mod:`cift.evaluation.cmc_plot`.
 """
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,109 +14,20 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..data.images import read_rgb
+from ..figures import new_figure, save_figure
 
 __all__ = [
-    "CMC_FIGSIZE",
-    "DPI",
     "GridLayout",
     "Tile",
     "affinity_grid",
-    "plot_cmc_curves",
     "plot_toy_heatmap",
     "plot_toy_surface",
-    "save_cmc_curves",
 ]
 
-DPI = 100
-CMC_FIGSIZE = (6.4, 4.8)      # inches: 640 x 480 pixels at DPI
 TOY_FIGSIZE = (6.4, 5.2)      # 640 x 520
 RIGHT, WRONG, QUERY = (0, 170, 0), (220, 0, 0), (70, 110, 220)
 BACKGROUND = (255, 255, 255)
-LINE_STYLES = ("-", "--", ":", "-.")
 FONT_SIZE = 12  # Pillow's built-in font; at its default size 10 a space is 2 pixels wide
-
-
-def _figure(figsize):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, dpi=DPI)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)  # no bbox_inches="tight": the pixel size stays figsize * DPI
-    return path
-
-
-def plot_cmc_curves(curves: Mapping[str, Sequence[float]], path: str | Path,
-                    max_rank: int = 20, title: str = "") -> Path:
-    """One CMC curve (rank 1..max_rank) per setting, on one axes, saved as a PNG.
-
-    Args:
-        curves: {label: (R,) matching rates in percent, rank 1 first}; a label "<method>
-            <setting>" gets the setting's colour and the method's line style. A curve shorter
-            than `max_rank` (an identity-level CMC ends at the number of gallery identities,
-            where it has reached its final value) is extended with its last value.
-        path: output PNG (parent folders are created).
-        max_rank: last rank shown.
-        title: optional figure title.
-
-    Returns:
-        Path: `path`; the image is 640 x 480 pixels.
-    """
-    if not curves:
-        raise ValueError("no CMC curve to plot")
-    ranks = np.arange(1, max_rank + 1)
-    fig = _figure(CMC_FIGSIZE)
-    ax = fig.add_subplot()
-    # "<method> <setting>" labels (e.g. "CIFT all-single", "CIFT† all-single"): one colour per
-    # setting, one line style per method
-    methods, settings = {}, {}
-    for label, curve in curves.items():
-        curve = np.asarray(curve, dtype=float).reshape(-1)
-        if curve.size == 0:
-            raise ValueError(f"CMC curve {label!r} is empty")
-        method, _, setting = label.rpartition(" ")
-        colour = settings.setdefault(setting, f"C{len(settings) % 10}")
-        style = methods.setdefault(method, LINE_STYLES[len(methods) % len(LINE_STYLES)])
-        values = curve[np.minimum(ranks - 1, curve.size - 1)]
-        ax.plot(ranks, values, color=colour, linestyle=style, marker="o", markersize=3,
-                label=f"{label} (R1 {values[0]:.1f})")
-    ax.set_xlabel("rank")
-    ax.set_ylabel("matching rate (%)")
-    ax.set_xlim(1, max_rank)
-    ax.set_xticks([1, *range(5, max_rank + 1, 5)])
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def save_cmc_curves(curves_by_test_set: Mapping[str, Mapping[str, Sequence[float]]],
-                    out_dir: str | Path, max_rank: int = 20) -> list[Path]:
-    """`plot_cmc_curves` for every test set: ``<out_dir>/cmc_<test set>.png``.
-
-    Args:
-        curves_by_test_set: {test set: {setting label: (R,) CMC in percent}}; test sets
-            without a curve are skipped.
-        out_dir: output folder.
-
-    Returns:
-        list[Path]: the written files.
-    """
-    paths = []
-    for name, curves in curves_by_test_set.items():
-        if curves:
-            safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-            paths.append(plot_cmc_curves(curves, Path(out_dir) / f"cmc_{safe}.png", max_rank,
-                                         title=f"{name} CMC"))
-    return paths
 
 
 def plot_toy_heatmap(qx_targets, qa_targets, qy_mean, path: str | Path, level: float = 0.7,
@@ -130,7 +40,7 @@ def plot_toy_heatmap(qx_targets, qa_targets, qy_mean, path: str | Path, level: f
         qx_targets: (Gx,), qa_targets: (Ga,) increasing; qy_mean: (Gx, Ga).
     """
     qx, qa, qy = (np.asarray(v, dtype=float) for v in (qx_targets, qa_targets, qy_mean))
-    fig = _figure(TOY_FIGSIZE)
+    fig = new_figure(TOY_FIGSIZE)
     ax = fig.add_subplot()
     mesh = ax.pcolormesh(qa, qx, qy, shading="nearest", cmap="viridis")
     fig.colorbar(mesh, ax=ax, label="Q_Y")
@@ -145,13 +55,13 @@ def plot_toy_heatmap(qx_targets, qa_targets, qy_mean, path: str | Path, level: f
     ax.set_ylabel("Q_X")
     ax.set_title("toy experiment: mean Q_Y of Y = A·X")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_toy_surface(qx_targets, qa_targets, qy_mean, path: str | Path) -> Path:
     """3-D surface of mean Q_Y over (Q_A, Q_X) (supplementary Fig. 1b). 640 x 520 pixels."""
     qx, qa, qy = (np.asarray(v, dtype=float) for v in (qx_targets, qa_targets, qy_mean))
-    fig = _figure(TOY_FIGSIZE)
+    fig = new_figure(TOY_FIGSIZE)
     ax = fig.add_subplot(projection="3d")
     grid_a, grid_x = np.meshgrid(qa, qx)
     ax.plot_surface(grid_a, grid_x, qy, cmap="viridis", edgecolor="none")
@@ -159,7 +69,7 @@ def plot_toy_surface(qx_targets, qa_targets, qy_mean, path: str | Path) -> Path:
     ax.set_ylabel("Q_X")
     ax.set_zlabel("Q_Y")
     ax.view_init(elev=25, azim=-135)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from fastreid.utils.logger import setup_logger
 from torch.nn.parallel import DistributedDataParallel
 
 from ..analysis.hooks import build_topology_hook
-from ..analysis.plots import save_cmc_curves
 from ..atomic import atomic_write_json
 from ..data import build_vi_test_loader, build_vi_train_loader
 from ..evaluation import VIEvaluator, build_tasks, format_protocol_table
+from ..evaluation.cmc_plot import save_cmc_curves
 from ..evaluation.report import RESULTS_FILE
 from ..evaluation.vi_evaluator import GraphTransfer
 from .checkpoint import AtomicCheckpointer
