@@ -95,7 +95,8 @@ def main() -> None:
         if skipped:
             row["dense"] = "skipped: (Q+G)^2 matrices do not fit"
         else:
-            ratios = [d["seconds"] / s["seconds"] for d, s in zip(runs["dense"], runs["sparse"])]
+            pairs = zip(runs["dense"], runs["sparse"], strict=True)
+            ratios = [d["seconds"] / s["seconds"] for d, s in pairs]
             row["speed-up per round"] = [round(r, 1) for r in ratios]
             row["median speed-up"] = round(statistics.median(ratios), 1)
         print(f"Q+G={n}: {json.dumps(row)}", flush=True)

@@ -3,6 +3,7 @@ survivor's collective times out, the job ends with one line naming the silent ra
 spawner ends every process (two gloo processes on the CPU)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -79,10 +80,8 @@ def test_frozen_rank_ends_the_job_with_one_line_naming_it(tmp_path, frozen):
         if proc.poll() is None:
             proc.kill()
         for pid in pids.values():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert proc.returncode == 1, err[-3000:]
     assert len(lines) == 1, err[-3000:]

@@ -121,7 +121,7 @@ def test_unequal_identity_counts_below_max_rank_run_to_the_longest():
 @pytest.mark.parametrize("bad", ["distmat", "q_pids", "g_camids", "max_rank"])
 def test_bad_inputs_raise(bad):
     kwargs = dict(zip(["distmat", "q_pids", "g_pids", "q_camids", "g_camids"],
-                      _arrays(np.zeros((2, 3)), [1, 2], [1, 2, 3], [3, 6], [1, 2, 4])))
+                      _arrays(np.zeros((2, 3)), [1, 2], [1, 2, 3], [3, 6], [1, 2, 4]), strict=True))
     kwargs[bad] = {"distmat": np.zeros(3), "q_pids": np.zeros(3), "g_camids": np.zeros(2),
                    "max_rank": 0}[bad]
     with pytest.raises(ValueError):

@@ -114,7 +114,8 @@ def test_llcm_cmc_equals_the_full_ranking(top_r):
     calls = []
     cmc, map_r = evaluate_llcm_top_r(matrix_search(dist, calls), top_r, q_pids, g_pids, q_cams,
                                      g_cams)
-    most_dropped = max(np.sum((g_pids == p) & (g_cams == c)) for p, c in zip(q_pids, q_cams))
+    most_dropped = max(np.sum((g_pids == p) & (g_cams == c))
+                       for p, c in zip(q_pids, q_cams, strict=True))
     if top_r >= most_dropped:
         # one search for every (identity, camera) group, not one per group
         assert all(columns is None for _, columns, _ in calls)

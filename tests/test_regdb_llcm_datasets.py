@@ -55,7 +55,7 @@ def make_regdb(root: Path) -> Path:
                 write_image(data / regdb_relative(kind, person, n), 10 * person + n)
     (data / "idx").mkdir()
     for trial, splits in REGDB_TRIALS.items():
-        for split, persons in zip(("train", "test"), splits):
+        for split, persons in zip(("train", "test"), splits, strict=True):
             for kind in KINDS:
                 lines = [f"{regdb_relative(kind, p, n)} {label}"
                          for label, p in enumerate(persons) for n in range(PERSONS[p])]
@@ -270,8 +270,8 @@ def test_llcm_train(llcm_root: Path) -> None:
     data_dir = llcm_root / "LLCM"
     data = LLCM(root=str(llcm_root))
     want = []
-    for (name, lines), modality in zip(LLCM_TRAIN.items(), ("visible", "infrared")):
-        for line, cam in zip(lines, LLCM_TRAIN_CAMS[name]):
+    for (name, lines), modality in zip(LLCM_TRAIN.items(), ("visible", "infrared"), strict=True):
+        for line, cam in zip(lines, LLCM_TRAIN_CAMS[name], strict=True):
             path, label = line.split()
             want.append((str(data_dir / path), f"llcm_{label}", cam, modality))
     assert data.train == want

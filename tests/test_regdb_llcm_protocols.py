@@ -109,7 +109,7 @@ def test_regdb_cmc_length():
 @pytest.mark.parametrize("bad", ["distmat", "q_pids", "g_pids", "max_rank"])
 def test_regdb_bad_inputs_raise(bad):
     kwargs = dict(zip(["distmat", "q_pids", "g_pids"],
-                      _arrays(np.zeros((2, 3)), [1, 2], [1, 2, 3])))
+                      _arrays(np.zeros((2, 3)), [1, 2], [1, 2, 3]), strict=True))
     kwargs[bad] = {"distmat": np.zeros(3), "q_pids": np.zeros(3), "g_pids": np.zeros(2),
                    "max_rank": 0}[bad]
     with pytest.raises(ValueError):
@@ -205,7 +205,7 @@ def test_llcm_equals_sysu_when_no_query_shares_a_gallery_camera():
 @pytest.mark.parametrize("bad", ["distmat", "q_pids", "q_camids", "g_camids", "max_rank"])
 def test_llcm_bad_inputs_raise(bad):
     kwargs = dict(zip(["distmat", "q_pids", "g_pids", "q_camids", "g_camids"],
-                      _arrays(np.zeros((2, 3)), [1, 2], [1, 2, 3], [3, 6], [1, 2, 4])))
+                      _arrays(np.zeros((2, 3)), [1, 2], [1, 2, 3], [3, 6], [1, 2, 4]), strict=True))
     kwargs[bad] = {"distmat": np.zeros(3), "q_pids": np.zeros(3), "q_camids": np.zeros(1),
                    "g_camids": np.zeros(2), "max_rank": 0}[bad]
     with pytest.raises(ValueError):
@@ -432,4 +432,4 @@ def test_llcm_directions_of_the_reference_script():
 
 
 def test_llcm_camera_constants():
-    assert LLCM_CAMERAS == {"visible": tuple(range(1, 10)), "infrared": (1, 2, 4, 5, 6, 7, 8, 9)}
+    assert {"visible": tuple(range(1, 10)), "infrared": (1, 2, 4, 5, 6, 7, 8, 9)} == LLCM_CAMERAS

@@ -123,7 +123,7 @@ def test_trust_opt_in_loads_arbitrary_objects(model, tmp_path):
     torch.manual_seed(3)
     AtomicCheckpointer(fresh, strict=True, trust=True).load(str(path))
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
-                                                 model.state_dict().values()))
+                                                 model.state_dict().values(), strict=True))
 
 
 def test_wrong_architecture_is_reported_by_name(checkpoint):
@@ -199,7 +199,7 @@ def datasets(tmp_path_factory, monkeypatch):
     loggers = [logging.getLogger(name) for name in ("fastreid", "cift")]
     before = [list(logger.handlers) for logger in loggers]
     yield root
-    for logger, handlers in zip(loggers, before):
+    for logger, handlers in zip(loggers, before, strict=True):
         for handler in logger.handlers[:]:
             if handler not in handlers:
                 logger.removeHandler(handler)

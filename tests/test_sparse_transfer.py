@@ -26,7 +26,7 @@ def test_sparse_equals_dense(num_g, num_q, k, backend):
     g, q = torch.randn(num_g, 24), torch.randn(num_q, 24)
     want = transfer_gallery_queries(g, q, k=k)
     got = sparse_transfer_gallery_queries(g, q, k=k, block=50, backend=backend)
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
@@ -45,7 +45,7 @@ def test_separate_keys_rank_while_values_are_transferred():
     gk, qk = torch.randn(50, 4), torch.randn(20, 4)
     want = transfer_gallery_queries(g, q, gallery_keys=gk, query_keys=qk)
     got = sparse_transfer_gallery_queries(g, q, gallery_keys=gk, query_keys=qk, block=16)
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
@@ -120,7 +120,7 @@ def test_model_switches_by_size_or_config(opts, sparse, monkeypatch):
     out = model.transfer_test_features(g, q, "i2r")
     assert calls == ["sparse_transfer_gallery_queries" if sparse else "transfer_gallery_queries"]
     reference = cift("TEST.TRANSFER.MODE", "dense").transfer_test_features(g, q, "i2r")
-    for a, b in zip(out, reference):
+    for a, b in zip(out, reference, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 

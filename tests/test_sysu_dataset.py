@@ -106,7 +106,7 @@ def test_relabelled_samples(sysu_root: Path) -> None:
     data = SYSUMM01(root=str(sysu_root))
     dataset = VIDataset(data.train, transform=None, relabel=True)
     samples = [dataset[i] for i in range(len(dataset))]
-    for sample, (path, pid, cam, modality) in zip(samples, data.train):
+    for sample, (path, _pid, _cam, modality) in zip(samples, data.train, strict=True):
         assert set(sample) == {"images", "targets", "camids", "img_paths", "is_visible"}
         assert sample["img_paths"] == path
         assert sample["is_visible"] is (modality == "visible")
@@ -114,7 +114,7 @@ def test_relabelled_samples(sysu_root: Path) -> None:
     labels = {sample["targets"] for sample in samples}
     assert labels == set(range(len(TRAIN_IDS)))
     # one label per identity and one identity per label
-    pairs = {(item[1], sample["targets"]) for item, sample in zip(data.train, samples)}
+    pairs = {(item[1], sample["targets"]) for item, sample in zip(data.train, samples, strict=True)}
     assert len(pairs) == len(TRAIN_IDS)
     assert {sample["camids"] for sample in samples} == set(range(6))
 

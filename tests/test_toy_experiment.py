@@ -78,10 +78,11 @@ def test_command_writes_csv_figures_and_summary(tmp_path, capsys):
     code = tool.main(["--out", str(out), "--reps", "2", "--grid", "3", "--line-points", "3",
                       "--num-ids", "4", "--per-id", "4", "--dim", "16"])
     assert code == 0
-    rows = list(csv.DictReader(open(out / "toy_topology.csv")))
+    rows = list(csv.DictReader((out / "toy_topology.csv").read_text().splitlines()))
     assert len(rows) == 9 and {r["reps"] for r in rows} == {"2"}
     assert [float(r["qa_target"]) for r in rows[:3]] == [0.0, 0.5, 1.0]
-    assert len(list(csv.DictReader(open(out / "toy_topology_line.csv")))) == 3
+    line = (out / "toy_topology_line.csv").read_text().splitlines()
+    assert len(list(csv.DictReader(line))) == 3
     for name in ("toy_topology_heatmap.png", "toy_topology_surface.png"):
         with Image.open(out / name) as image:
             assert image.size == (640, 520)

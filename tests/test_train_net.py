@@ -72,7 +72,8 @@ def test_training_writes_checkpoints_and_reports_protocol(trained):
                  "protocol_results.json", "cmc_SyntheticVI.png"):
         assert (out / name).is_file(), name
     assert not list(out.glob(".tmp-*"))
-    iterations = [json.loads(line)["iteration"] for line in open(out / "metrics.json")]
+    lines = (out / "metrics.json").read_text().splitlines()
+    iterations = [json.loads(line)["iteration"] for line in lines]
     assert max(iterations) == 1
     checkpoint = torch.load(out / "model_final.pth", weights_only=True)
     assert checkpoint["epoch"] == 1
@@ -98,7 +99,8 @@ def test_resume_continues_the_iteration_count(trained, env, tmp_path):
                         flags=["--resume"]))
     checkpoint = torch.load(run_dir / "model_final.pth", weights_only=True)
     assert checkpoint["epoch"] == 2
-    iterations = [json.loads(line)["iteration"] for line in open(run_dir / "metrics.json")]
+    lines = (run_dir / "metrics.json").read_text().splitlines()
+    iterations = [json.loads(line)["iteration"] for line in lines]
     assert max(iterations) == 2
     log = (run_dir / "log.txt").read_text()
     assert "Starting training from epoch 2" in log

@@ -117,6 +117,6 @@ def test_pairwise_distance_is_computed_once_per_task_and_sliced_per_trial():
     sliced = list(trial_distances(cosine_distance, x, trials))
     per_trial = list(trial_distances(counted, x, trials))  # not marked pairwise
     assert calls == [12, 12, 12, 12]
-    for a, (q, g), b in zip(sliced, trials, per_trial):
+    for a, (q, g), b in zip(sliced, trials, per_trial, strict=True):
         np.testing.assert_allclose(a, cosine_distance(x[q], x[g]), atol=1e-6)
         np.testing.assert_allclose(a, b, atol=1e-6)

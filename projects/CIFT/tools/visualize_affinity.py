@@ -111,7 +111,8 @@ def neighbour_groups(cfg, model, dataset: str, task: str, positions: list[int], 
     q, g = t.trials[0]
     order, weights = top_neighbours(x[g], x[q], EvalGraph.of(model, t.branch), top)
     columns = [probe.items[i] for i in g] + [probe.items[i] for i in q]
-    groups = [(probe.items[qi], [(columns[c], float(w)) for c, w in zip(order[r], weights[r])])
+    groups = [(probe.items[qi],
+               [(columns[c], float(w)) for c, w in zip(order[r], weights[r], strict=True)])
               for r, qi in enumerate(q)]
     return groups, [it[0] for it in probe.items]
 
@@ -148,7 +149,7 @@ def main(argv=None) -> int:
         rows.append(row)
     labels = [label for label, _, _ in loaded]
     path = affinity_grid(rows, args.out, headers=labels)
-    for label, groups in zip(labels, per_model):
+    for label, groups in zip(labels, per_model, strict=True):
         right = sum(item[1] == query[1] for query, neighbours in groups for item, _ in neighbours)
         total = sum(len(neighbours) for _, neighbours in groups)
         print(f"{label}: {right}/{total} top-{args.top} neighbours of the right identity")

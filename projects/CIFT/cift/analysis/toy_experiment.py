@@ -30,6 +30,7 @@ which the graph drops (an empty row).
 from __future__ import annotations
 
 import csv
+import functools
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -137,6 +138,17 @@ class _Mixture:
         return gram / norms[..., :, None] / norms[..., None, :]
 
 
+def _feature_grouping(features: _Mixture, labels: torch.Tensor, t: torch.Tensor
+                      ) -> torch.Tensor:
+    """Q_X of the mixture's features at mixing levels `t` (G,): (G,)."""
+    return grouping_margin(1 - features.cosines(t), labels).nanmean(-1)
+
+
+def _affinity_grouping(keys: _Mixture, labels: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Q_A of the affinities built from the mixture's keys at mixing levels `t` (G,): (G,)."""
+    return affinity_quality(keys.cosines(t), labels)
+
+
 def calibrate(quality, targets: torch.Tensor, steps: int, upper: float = MIX_MAX
               ) -> torch.Tensor:
     """Smallest mixing t in [0, upper] (to 2^-steps) whose quality reaches each target.
@@ -181,12 +193,8 @@ def run_toy(qx_targets, qa_targets, reps: int = 100, seed: int = 0,
     for rep in progress(range(reps), desc="toy experiment", unit="rep", leave=True):
         rng = np.random.default_rng(np.random.SeedSequence([seed, rep]))
         features, keys = _Mixture(rng, s), _Mixture(rng, s)
-
-        def q_x(t):
-            return grouping_margin(1 - features.cosines(t), labels).nanmean(-1)
-
-        def q_a(t):
-            return affinity_quality(keys.cosines(t), labels)
+        q_x = functools.partial(_feature_grouping, features, labels)
+        q_a = functools.partial(_affinity_grouping, keys, labels)
 
         alpha = calibrate(q_x, qx_t, s.bisection_steps)
         beta = calibrate(q_a, qa_t, s.bisection_steps)

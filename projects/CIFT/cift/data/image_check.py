@@ -131,7 +131,7 @@ def find_unreadable(paths: Sequence[str], data_dir: str, workers: int | None = N
         workers = workers or min(16, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             reasons = list(progress(pool.map(check_image, todo, chunksize=64), len(todo), desc))
-        bad.extend((p, r) for p, r in zip(todo, reasons) if r is not None)
+        bad.extend((p, r) for p, r in zip(todo, reasons, strict=True) if r is not None)
         bad_set = {p for p, _ in bad}
         known.update({rel[p]: keys[p] for p in todo if p not in bad_set})
         if cache_file:

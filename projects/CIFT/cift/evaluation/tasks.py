@@ -241,7 +241,7 @@ def run_tasks(features: Callable[[str], np.ndarray], items: Sequence[tuple], tas
     def scores(task: Task) -> Iterator[tuple]:
         x = features(task.branch)
         for (q, g), dist in zip(task.trials, trial_distances(distance(task.branch), x,
-                                                              task.trials)):
+                                                              task.trials), strict=True):
             yield task.metric(dist, pids[q], pids[g], cams[q], cams[g])
     return _summarise_tasks(tasks, scores, METRICS, curves)
 

@@ -142,7 +142,7 @@ def _evaluate_top_r(
         if kept:  # a group that keeps no gallery item has no valid query
             plans.append(_Plan(rows, keep, kept, length, num_rel))
 
-    for plan, order in zip(plans, _first_lists(search, top_r, plans, num_g)):
+    for plan, order in zip(plans, _first_lists(search, top_r, plans, num_g), strict=True):
         rows, rel = plan.rows, plan.num_rel
         matches = g_pids[order] == q_pids[rows, None]
         hits = matches.cumsum(1)
@@ -195,7 +195,7 @@ def _first_lists(search: Search, top_r: int, plans: list[_Plan], num_g: int
         depth = min(num_g, top_r + max(num_g - plans[i].kept for i in shared))
         order = search(np.concatenate([plans[i].rows for i in shared]), None, depth)
         bounds = np.cumsum([0] + [plans[i].rows.size for i in shared])
-        for i, start, stop in zip(shared, bounds[:-1], bounds[1:]):
+        for i, start, stop in zip(shared, bounds[:-1], bounds[1:], strict=True):
             lists[i] = _drop(order[start:stop], plans[i].keep, min(top_r, plans[i].kept))
     return lists
 

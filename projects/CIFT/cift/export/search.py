@@ -177,7 +177,8 @@ def run_search(cfg, model, query: Sequence[str], query_modality: str, gallery: S
     entries = []
     for qi, image in enumerate(query_images):
         matches = []
-        for r, (score, gi) in enumerate(zip(scores[qi].tolist(), indices[qi].tolist()), 1):
+        ranked = zip(scores[qi].tolist(), indices[qi].tolist(), strict=True)
+        for r, (score, gi) in enumerate(ranked, 1):
             match = gallery_images[gi]
             known = image.pid is not None and match.pid is not None
             matches.append({"rank": r, "path": match.path, "id": match.pid,
