@@ -1,6 +1,6 @@
 """Tests of the RegDB and LLCM readers on fake trees in the distributed layouts.
 
-RegDB (DESIGN.md §2): ``RegDB/{Visible,Thermal}/...`` and ``idx/{train,test}_{visible,thermal}_
+RegDB (docs/design.md §2): ``RegDB/{Visible,Thermal}/...`` and ``idx/{train,test}_{visible,thermal}_
 {1..10}.txt`` with ``relative/path label`` lines. LLCM: ``idx/train_{vis,nir}.txt`` (same line
 format), ``idx/test_id.txt`` (comma-separated ids), ``test_vis/cam{1..9}/{pid:04d}/`` and
 ``test_nir/cam{1,2,4..9}/{pid:04d}/``.

@@ -1,8 +1,8 @@
 """Tests of the SYSU-MM01 reader on fake trees in the raw download layout, of VIDataset, of the
 data-set lookup by name and of the generated SyntheticVI data set.
 
-Layout (DESIGN.md §2): ``SYSU-MM01/cam{1..6}/{pid:04d}/*.jpg`` and ``exp/{train,val,test}_id.txt``
-(comma-separated ids). Train = train ∪ val ids; query = infrared images (cams 3, 6) of the test
+Layout (docs/design.md §2): ``SYSU-MM01/cam{1..6}/{pid:04d}/*.jpg`` and
+``exp/{train,val,test}_id.txt`` (comma-separated ids). Train = train ∪ val ids; query = infrared images (cams 3, 6) of the test
 ids; gallery = visible images (cams 1, 2, 4, 5) of the test ids.
 """
 from __future__ import annotations

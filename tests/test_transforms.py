@@ -1,4 +1,4 @@
-"""Training transforms of DESIGN §3 on fastreid's 0-255 convention."""
+"""Training transforms of the authors' recipe (docs/recipe.md) on fastreid's 0-255 convention."""
 from pathlib import Path
 
 import numpy as np

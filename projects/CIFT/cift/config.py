@@ -31,7 +31,7 @@ def add_cift_config(cfg: CN) -> CN:
     # weight of HCC_kl(logits) in the total loss (0 disables it).
     _C.MODEL.LOSSES.HCC.KL.SCALE = 1.0
 
-    # CIFT graph module (H2FT, DESIGN §3). GRAPH: "h2ft" (homogeneous gallery graph and
+    # CIFT graph module (H2FT, docs/design.md §1). GRAPH: "h2ft" (homogeneous gallery graph and
     # heterogeneous query rows, UBS masks in training) or "gft" (one graph over every node,
     # supplementary §3; the ablation baseline).
     _C.MODEL.CIFT = CN()
@@ -93,7 +93,7 @@ def add_cift_config(cfg: CN) -> CN:
     # Training metrics (losses, lr, ETA) are printed every LOG_PERIOD iterations (fastreid: 200).
     _C.SOLVER.LOG_PERIOD = 200
 
-    # SYSU-MM01 protocol (DESIGN §4): number of gallery trials (seeds 0..TRIALS-1).
+    # SYSU-MM01 protocol (docs/design.md §3): number of gallery trials (seeds 0..TRIALS-1).
     _C.TEST.SYSU = CN()
     _C.TEST.SYSU.TRIALS = 10
     # search modes to report: "all" (cams 1,2,4,5) and/or "indoor" (cams 1,2).

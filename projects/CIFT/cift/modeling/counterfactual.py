@@ -15,7 +15,7 @@ class CounterfactualRelation(nn.Module):
 
     Reference:
         Li et al. Counterfactual Intervention Feature Transfer for Visible-Infrared Person
-        Re-identification. ECCV 2022 (CRI); DESIGN.md §3.
+        Re-identification. ECCV 2022 (CRI); docs/design.md §1.
 
     Node ``i`` of the batch gets counterfactual features :math:`X^*_i \sim N(k_i, c_i^2 I)` with a
     learned mean :math:`k_i` (``mean``, (B, d), init 0) and standard deviation :math:`c_i`

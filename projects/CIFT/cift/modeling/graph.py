@@ -25,7 +25,8 @@ __all__ = [
     "transfer_gallery_queries",
 ]
 
-# Paper recipe (DESIGN.md §3): tau_hom for gallery rows, tau_het for query rows, k including self.
+# Paper recipe (docs/design.md §1): tau_hom for gallery rows, tau_het for query rows, k
+# including self.
 DEFAULT_TAU_HOM = 0.4
 DEFAULT_TAU_HET = 0.2
 DEFAULT_K = 4
@@ -49,7 +50,7 @@ def affinity(
 
     Reference:
         Li et al. Counterfactual Intervention Feature Transfer for Visible-Infrared Person
-        Re-identification. ECCV 2022 (H2FT, UBS); DESIGN.md §3.
+        Re-identification. ECCV 2022 (H2FT, UBS); docs/design.md §1.
 
     With :math:`s_{ij} = \cos(x_i, x_j)` and :math:`\tau_i = \tau_{het}` for a query row,
     :math:`\tau_{hom}` for a gallery row,
@@ -71,8 +72,8 @@ def affinity(
     sums of :math:`S'`.
 
     With ``self_loops=False`` the diagonal is removed from :math:`\mathcal{N}(i)` *before* the
-    top-k, so each row keeps its ``k`` best other nodes (CRI's counterfactual graph, DESIGN.md
-    §3). A row left with no allowed entry (a lone gallery node, or a query when the graph has no
+    top-k, so each row keeps its ``k`` best other nodes (CRI's counterfactual graph, docs/design.md
+    §1). A row left with no allowed entry (a lone gallery node, or a query when the graph has no
     gallery) is all zeros instead of 0/0.
 
     Each query row depends only on the gallery and on that query, so a test-time graph with many

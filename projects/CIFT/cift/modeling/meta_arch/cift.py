@@ -41,7 +41,7 @@ def graph_settings_from_config(cfg) -> dict[str, Any]:
 @META_ARCH_REGISTRY.register()
 class CIFT(VIBaseline):
     """Counterfactual Intervention Feature Transfer (Li et al., ECCV 2022), as the authors'
-    code trains it (DESIGN §3).
+    code trains it (docs/design.md §1).
 
     One shared backbone and three BNNeck + classifier heads: `b` (backbone branch), `r2i` and
     `i2r` (graph branches, both every iteration). A graph branch transfers its BNNeck features
@@ -164,8 +164,8 @@ class CIFT(VIBaseline):
     @torch.no_grad()
     def transfer_test_features(self, gallery: torch.Tensor, queries: torch.Tensor, branch: str
                                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Test-time transfer of `branch` on the [gallery ; queries] graph (DESIGN §3): inputs
-        and outputs L2-normalised. H2FT: each query sees the gallery and itself, built densely
+        """Test-time transfer of `branch` on the [gallery ; queries] graph (docs/design.md §1):
+        inputs and outputs L2-normalised. H2FT: each query sees the gallery and itself, built densely
         or from neighbour lists (TEST.TRANSFER); GFT: one dense graph over every node."""
         g = F.normalize(gallery.to(self.device), dim=1)
         q = F.normalize(queries.to(self.device), dim=1)
