@@ -1,8 +1,8 @@
 """Property tests of CrossModalityIdentitySampler over many data-set shapes.
 
 Layout checked for every batch (docs/design.md §2): ``[P×K visible ; P×K infrared]``,
-identity ``p``'s K visible images at ``p*K ...`` and its K infrared images at ``P*K + p*K ...``, P distinct
-identities, the same identity order in both halves.
+identity ``p``'s K visible images at ``p*K ...`` and its K infrared images at
+``P*K + p*K ...``, P distinct identities, the same identity order in both halves.
 """
 from __future__ import annotations
 

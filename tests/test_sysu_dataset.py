@@ -2,8 +2,9 @@
 data-set lookup by name and of the generated SyntheticVI data set.
 
 Layout (docs/design.md §2): ``SYSU-MM01/cam{1..6}/{pid:04d}/*.jpg`` and
-``exp/{train,val,test}_id.txt`` (comma-separated ids). Train = train ∪ val ids; query = infrared images (cams 3, 6) of the test
-ids; gallery = visible images (cams 1, 2, 4, 5) of the test ids.
+``exp/{train,val,test}_id.txt`` (comma-separated ids). Train = train ∪ val ids; query =
+infrared images (cams 3, 6) of the test ids; gallery = visible images (cams 1, 2, 4, 5) of the
+test ids.
 """
 from __future__ import annotations
 

@@ -165,8 +165,8 @@ class CIFT(VIBaseline):
     def transfer_test_features(self, gallery: torch.Tensor, queries: torch.Tensor, branch: str
                                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Test-time transfer of `branch` on the [gallery ; queries] graph (docs/design.md §1):
-        inputs and outputs L2-normalised. H2FT: each query sees the gallery and itself, built densely
-        or from neighbour lists (TEST.TRANSFER); GFT: one dense graph over every node."""
+        inputs and outputs L2-normalised. H2FT: each query sees the gallery and itself, built
+        densely or from neighbour lists (TEST.TRANSFER); GFT: one dense graph over every node."""
         g = F.normalize(gallery.to(self.device), dim=1)
         q = F.normalize(queries.to(self.device), dim=1)
         if self.graph == "h2ft":
