@@ -157,6 +157,31 @@ def raised_error(text: str) -> BaseException | None:
     return None
 
 
+def stop_processes(processes: list) -> None:
+    """Give `processes` GRACE_S seconds to end, then kill (SIGKILL also ends a stopped process)
+    and reap the others."""
+    deadline = time.time() + GRACE_S
+    while time.time() < deadline and any(p.is_alive() for p in processes):
+        time.sleep(0.2)
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+        process.join()
+
+
+def reported_error(error_file: str) -> BaseException:
+    """The error a worker wrote to its torch error file (a pickled traceback text): its
+    CiftInputError / CiftJobError as one exception, anything else as ProcessRaisedException."""
+    import torch.multiprocessing as mp
+
+    try:
+        with open(error_file, "rb") as f:
+            text = pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError):
+        text = ""
+    return raised_error(text) or mp.ProcessRaisedException(text or "a worker failed", 0, 0)
+
+
 def spawn_workers(nprocs: int, args: tuple, machine_rank: int = 0) -> None:
     """Start `spawned_worker` in `nprocs` processes and wait. When one fails, the others get
     GRACE_S seconds to end, then are killed (SIGKILL also ends a stopped process); a worker's
@@ -180,24 +205,9 @@ def spawn_workers(nprocs: int, args: tuple, machine_rank: int = 0) -> None:
         # a worker that reported its error but does not exit (a destructor waiting on a frozen
         # peer) must not keep the job alive
         for path in context.error_files:
-            if not os.path.exists(path):
-                continue
-            deadline = time.time() + GRACE_S
-            while time.time() < deadline and any(p.is_alive() for p in context.processes):
-                time.sleep(0.2)
-            for process in context.processes:
-                if process.is_alive():
-                    process.kill()
-                process.join()
-            try:
-                with open(path, "rb") as f:
-                    text = pickle.load(f)
-            except (OSError, EOFError, pickle.UnpicklingError):
-                text = ""
-            error = raised_error(text)
-            if error is not None:
-                raise error
-            raise mp.ProcessRaisedException(text or "a worker failed", 0, 0)
+            if os.path.exists(path):
+                stop_processes(context.processes)
+                raise reported_error(path)
 
 
 def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1,
