@@ -1,22 +1,23 @@
 """Tests of `cift.compat`: every shim fixes a fastreid 1.4.0 behaviour that breaks without it,
 `apply()` is idempotent, and `import cift` registers every component.
 
-Shims patch process-global state, so the behaviours run outside this process (PROBE below):
-once with every shim, and once per shim with all the others. The probe loads compat.py on its
-own, because importing the `cift` package would apply every shim.
+Shims patch process-global state, so the behaviours run outside this process, in
+tests/compat_program.py: once with every shim, and once per shim with all the others. The
+program loads compat.py on its own, because importing the `cift` package would apply every shim.
 """
 from __future__ import annotations
 
 import collections
 import collections.abc
 import json
-import os
 import pickle
 import re
 import subprocess
 import sys
 import textwrap
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -26,218 +27,8 @@ from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
 
 from cift import compat
 
-# `python probe.py WORKDIR CASES_JSON`, CASES_JSON = {SKIP: [behaviour, ...]}: for each SKIP (a
-# shim's name, or "-" for none) a forked child applies every shim but SKIP, runs the behaviours
-# and writes {"apply_errors": [...], behaviour: {"value": ...} or {"error": "Type: message",
-# "traceback": ...}} to WORKDIR/result-SKIP.json. The parent imports the heavy third-party
-# modules once before forking; fastreid, which the shims patch, is imported only by children.
-PROBE = r'''
-import importlib.util
-import json
-import os
-import pathlib
-import subprocess
-import sys
-import traceback
-
-_cift = importlib.util.find_spec("cift")  # finds the package without running its __init__
-_spec = importlib.util.spec_from_file_location(
-    "cift_compat_probe", pathlib.Path(_cift.origin).parent / "compat.py")
-compat = importlib.util.module_from_spec(_spec)
-sys.modules["cift_compat_probe"] = compat  # so that spawned processes can unpickle its names
-_spec.loader.exec_module(compat)
-SKIP, WORKDIR = "", pathlib.Path(".")
-
-
-def apply_all_but(skip):
-    errors = []
-    for shim in compat.SHIMS:
-        if shim.__name__ != skip:
-            try:
-                shim()
-            except Exception as err:  # without the import shims the later ones cannot apply
-                errors.append(f"{shim.__name__}: {type(err).__name__}: {err}")
-    return errors
-
-
-def import_fastreid_data():
-    import fastreid.data  # noqa: F401
-    return "imported"
-
-
-def import_collections_users():
-    import fastreid.data.build  # noqa: F401
-    import fastreid.evaluation.testing  # noqa: F401
-    return "imported"
-
-
-def default_device():
-    from fastreid.config import get_cfg
-    return get_cfg().MODEL.DEVICE
-
-
-def test_loader():
-    import torch
-    from fastreid.data import build_reid_test_loader
-
-    class Tiny(torch.utils.data.Dataset):
-        def __len__(self):
-            return 3
-
-        def __getitem__(self, i):
-            return {"images": torch.full((3, 4, 2), float(i)), "targets": i, "camids": 0,
-                    "img_paths": f"{i}.jpg"}
-
-    loader, num_query = build_reid_test_loader(test_set=Tiny(), test_batch_size=2,
-                                               num_query=1, num_workers=0)
-    return {"num_query": num_query,
-            "targets": [b["targets"].tolist() for b in loader],
-            "images": [b["images"][:, 0, 0, 0].tolist() for b in loader]}
-
-
-def reid_evaluator():
-    # Never let fastreid run `make` in site-packages: record the call and report a failed build.
-    made = []
-
-    def failed_build(cmd, *args, **kwargs):
-        made.append(cmd)
-        return subprocess.CompletedProcess(cmd, 2)
-
-    subprocess.run = failed_build
-    from fastreid.config import get_cfg
-    from fastreid.evaluation import ReidEvaluator
-    ReidEvaluator(get_cfg(), num_query=1)
-    return {"make_calls": made}
-
-
-def jaccard_rerank():
-    import numpy as np
-    import torch
-    from fastreid.utils.compute_dist import build_dist
-    gen = torch.Generator().manual_seed(0)
-    q, g = torch.randn(3, 8, generator=gen), torch.randn(5, 8, generator=gen)
-    dist = build_dist(q, g, metric="jaccard", k1=3, k2=2)
-    return {"shape": list(dist.shape), "finite": bool(np.isfinite(dist).all()),
-            "min": float(dist.min()), "max": float(dist.max())}
-
-
-def ddp_on_cpu():
-    import torch
-    import torch.distributed as dist
-    from fastreid.engine import defaults
-    dist.init_process_group("gloo", init_method=(WORKDIR / f"rdzv-{SKIP}").as_uri(),
-                            world_size=1, rank=0)
-    try:
-        model = defaults.DistributedDataParallel(torch.nn.Linear(2, 3), device_ids=[0],
-                                                 broadcast_buffers=False)
-        return list(model(torch.ones(4, 2)).shape)
-    finally:
-        dist.destroy_process_group()
-
-
-def launch_two():
-    from fastreid.engine import launch  # fastreid.engine re-exports the function
-
-    import launch_target
-    out = WORKDIR / f"ranks-{SKIP}"
-    out.mkdir()
-    launch(launch_target.record_rank, 2, dist_url="auto", args=(str(out),))
-    return {p.name: p.read_text() for p in sorted(out.iterdir())}
-
-
-def sgd_steps():
-    import torch
-    from fastreid.config import get_cfg
-    from fastreid.engine.defaults import DefaultTrainer
-    cfg = get_cfg()
-    cfg.SOLVER.OPT, cfg.SOLVER.BASE_LR, cfg.SOLVER.MOMENTUM = "SGD", 0.5, 0.0
-    cfg.SOLVER.WEIGHT_DECAY = cfg.SOLVER.WEIGHT_DECAY_NORM = cfg.SOLVER.WEIGHT_DECAY_BIAS = 0.0
-    model = torch.nn.Linear(2, 1, bias=False)
-    torch.nn.init.zeros_(model.weight)
-    optimizer, _ = DefaultTrainer.build_optimizer(cfg, model)
-    for _ in range(2):  # fastreid's SimpleTrainer.run_step: zero_grad, backward, step
-        optimizer.zero_grad()
-        model(torch.tensor([[1.0, -2.0]])).sum().backward()
-        optimizer.step()
-    return model.weight.detach().flatten().tolist()
-
-
-def repeated_metric_write():
-    import logging
-
-    from fastreid.utils.events import CommonMetricPrinter, EventStorage
-    lines = []
-    handler = logging.Handler()
-    handler.emit = lambda record: lines.append(record.getMessage())
-    logger = logging.getLogger("fastreid.utils.events")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    printer = CommonMetricPrinter(max_iter=10)
-    with EventStorage(start_iter=2) as storage:  # no iteration times recorded yet
-        storage.epoch = 0
-        storage.put_scalar("loss", 1.0)
-        printer.write()  # end of an epoch
-        printer.write()  # end of training, same iteration
-    return len(lines)
-
-
-def fastreid_train_loader_with_cift_sampler():
-    from fastreid.config import get_cfg
-    from fastreid.data import build_reid_train_loader
-    cfg = get_cfg()
-    cfg.DATASETS.NAMES = ()
-    cfg.DATALOADER.SAMPLER_TRAIN = "CrossModalityIdentitySampler"
-    build_reid_train_loader(cfg)
-    return "built"
-
-
-def run(skip, behaviours):
-    global SKIP
-    SKIP = skip
-    sys.argv[1:] = [str(WORKDIR), skip]  # read again by the processes `launch` spawns
-    results = {"apply_errors": apply_all_but(skip)}
-    for name in behaviours:
-        try:
-            results[name] = {"value": globals()[name]()}
-        except BaseException as err:  # SystemExit included: fastreid exits on a failed build
-            results[name] = {"error": f"{type(err).__name__}: {err}",
-                             "traceback": traceback.format_exc()}
-    (WORKDIR / f"result-{skip}.json").write_text(json.dumps(results))
-
-
-if __name__ == "__mp_main__":  # a process spawned by launch(): patch as its parent did
-    WORKDIR, SKIP = pathlib.Path(sys.argv[1]), sys.argv[2]
-    apply_all_but(SKIP)
-elif __name__ == "__main__":
-    import cv2, faiss, numpy, PIL.Image, sklearn.metrics, tabulate, termcolor  # noqa
-    import torch, torch.distributed, torch.utils.tensorboard, torchvision, yacs.config  # noqa
-    assert "fastreid" not in sys.modules and "torch._six" not in sys.modules
-    WORKDIR = pathlib.Path(sys.argv[1])
-    children = []
-    for skip, behaviours in json.loads(sys.argv[2]).items():
-        pid = os.fork()
-        if pid == 0:
-            try:
-                run(skip, behaviours)
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(0)
-        children.append(pid)
-    for pid in children:
-        os.waitpid(pid, 0)
-'''
-
-# Imported by the processes `launch` spawns (they find it through PYTHONPATH).
-LAUNCH_TARGET = '''
-import os
-
-
-def record_rank(out):
-    from fastreid.utils import comm
-    with open(os.path.join(out, f"rank{comm.get_rank()}"), "w") as f:
-        f.write(str(comm.get_world_size()))
-'''
+# Run as a script, once with every shim and once per shim with all the others (see its docstring).
+PROGRAM = Path(__file__).with_name("compat_program.py")
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(),
                              reason="this shim only changes anything without CUDA")
@@ -269,17 +60,12 @@ IMPORT_SHIMS = ("provide_torch_six", "restore_collections_abc_aliases")
 
 @pytest.fixture(scope="module")
 def probes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """Run PROBE once with every shim ("-") and once without each shim; results by SKIP."""
+    """Run PROGRAM once with every shim ("-") and once without each shim; results by SKIP."""
     workdir = tmp_path_factory.mktemp("compat")
-    (workdir / "probe.py").write_text(PROBE)
-    (workdir / "launch_target.py").write_text(LAUNCH_TARGET)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(workdir)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
     cases = {"-": [behaviour for behaviour, _, _ in CASES.values()]}
     cases.update({shim: [behaviour] for shim, (behaviour, _, _) in CASES.items()})
-    proc = subprocess.run([sys.executable, str(workdir / "probe.py"), str(workdir),
-                           json.dumps(cases)], cwd=workdir, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run([sys.executable, str(PROGRAM), str(workdir), json.dumps(cases)],
+                          cwd=workdir, capture_output=True, text=True, timeout=300)
     results = {}
     for skip in cases:
         result_file = workdir / f"result-{skip}.json"
@@ -417,6 +203,108 @@ def test_shims_can_run_again_without_stacking() -> None:
     assert sys.modules["torch._six"].string_classes == (str, bytes)
     for name in ("Mapping", "MutableMapping", "Sequence", "Iterable"):
         assert getattr(collections, name) is getattr(collections.abc, name)
+
+
+# fastreid's private state, reached only through compat: each accessor against fastreid's own
+# code that writes or reads that state.
+
+def test_local_process_group_is_the_one_fastreid_reads(monkeypatch) -> None:
+    from fastreid.utils import comm
+
+    made = []
+
+    def new_group(ranks, timeout):
+        made.append((ranks, timeout))
+        return tuple(ranks)
+
+    monkeypatch.setattr(compat.dist, "new_group", new_group)
+    monkeypatch.setattr(comm, "_LOCAL_PROCESS_GROUP", None)
+    compat.set_local_process_group(5, 2, 3, timedelta(seconds=9))  # rank 3 of 2 + 2 + 1
+    assert made == [([0, 1], timedelta(seconds=9)), ([2, 3], timedelta(seconds=9)),
+                    ([4], timedelta(seconds=9))]  # every rank creates every machine's group
+    monkeypatch.setattr(comm.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(comm.dist, "get_world_size", lambda group=None: len(group))
+    monkeypatch.setattr(comm.dist, "get_rank", lambda group=None: group.index(3))
+    assert (comm.get_local_size(), comm.get_local_rank()) == (2, 1)
+
+
+def test_hook_parts_and_last_results_of_default_trainer_hooks() -> None:
+    from fastreid.config import get_cfg
+    from fastreid.engine import DefaultTrainer, hooks
+    from fastreid.utils.events import EventWriter
+
+    cfg = get_cfg()
+    cfg.TEST.EVAL_PERIOD = 3
+    model = torch.nn.Linear(2, 1)
+    writer = EventWriter()
+    trainer = SimpleNamespace(cfg=cfg, model=model, scheduler={}, checkpointer=None,
+                              optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                              build_writers=lambda: [writer],
+                              test=lambda cfg, model: {"metric": 7.0})
+    built = DefaultTrainer.build_hooks(trainer)
+    eval_hook = next(h for h in built if isinstance(h, hooks.EvalHook))
+    period, evaluate = compat.eval_hook_parts(eval_hook)
+    assert compat.last_eval_results(trainer) is None  # before any evaluation
+    assert period == 3 and evaluate() == {"metric": 7.0}
+    assert compat.last_eval_results(trainer) == {"metric": 7.0}
+    periodic = next(h for h in built if isinstance(h, hooks.PeriodicWriter))
+    assert compat.periodic_writer_writers(periodic) == [writer]
+
+
+def test_step_trainer_runs_the_steps_from_the_iterator_set() -> None:
+    from fastreid.engine import DefaultTrainer
+    from fastreid.engine.train_loop import SimpleTrainer
+    from fastreid.utils.events import EventStorage
+
+    seen = []
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, batch):
+            seen.append(batch)
+            return {"loss": (self.w * batch).sum()}
+
+    model = Model()
+    step = SimpleTrainer(model, [], torch.optim.SGD(model.parameters(), lr=1.0), None)
+    trainer = DefaultTrainer.__new__(DefaultTrainer)  # without its __init__, as CIFTTrainer
+    compat.attach_step_trainer(trainer, step)
+    assert compat.step_trainer(trainer) is step and trainer.model is model
+    compat.set_data_iterator(step, iter([torch.tensor([2.0])]))
+    with EventStorage(0):
+        trainer.iter = 0
+        trainer.run_step()  # DefaultTrainer.run_step delegates to the step trainer
+    assert seen == [torch.tensor([2.0])] and model.w.item() == -2.0
+    compat.set_data_iterator(step, None)
+    with EventStorage(0), pytest.raises(TypeError):
+        trainer.run_step()
+
+
+def test_pending_images_and_histograms_are_the_storage_entries() -> None:
+    from fastreid.utils.events import EventStorage
+
+    with EventStorage(4) as storage:
+        image = torch.zeros(3, 2, 2)
+        storage.put_image("img", image)
+        storage.put_histogram("h", torch.arange(4.0), bins=2)
+        [(name, stored, step)] = compat.pending_images(storage)
+        assert (name, stored is image, step) == ("img", True, 4)
+        [histogram] = compat.pending_histograms(storage)
+        assert histogram["tag"] == "h" and histogram["global_step"] == 4
+        storage.clear_images()
+        assert compat.pending_images(storage) == []
+
+
+def test_registered_names_of_a_registry() -> None:
+    from fastreid.utils.registry import Registry
+
+    registry = Registry("probe")
+    for name in ("b", "a"):
+        registry.register(type(name, (), {}))
+    assert compat.registered_names(registry) == ("a", "b")
+    assert "SyntheticVI" in compat.registered_names(DATASET_REGISTRY)
 
 
 @pytest.mark.parametrize("registry, name, module", [

@@ -10,6 +10,9 @@ and the evaluation after the last epoch runs after the writers' final write. Her
   hooks, and writes again before closing at the end of training;
 - :class:`ScalarJSONWriter` / :class:`ScalarTensorboardWriter` write each scalar once per
   iteration it was put at, so scalars put at an iteration already written still land.
+
+:func:`with_cift_hooks` puts these hooks (and the epoch LR schedule's) in the places of
+fastreid's in the list DefaultTrainer.build_hooks makes.
 """
 from __future__ import annotations
 
@@ -21,13 +24,15 @@ from collections.abc import Sequence
 import torch
 from fastreid.engine import hooks
 from fastreid.utils import comm
-from fastreid.utils.events import JSONWriter, TensorboardXWriter, get_event_storage
+from fastreid.utils.events import EventWriter, get_event_storage
 
+from ..compat import eval_hook_parts, pending_histograms, pending_images, periodic_writer_writers
 from ..evaluation.report import protocol_rows
 from ..evaluation.vi_evaluator import BNNECK_ONLY, TRANSFERRED
+from .schedule import EpochLRHook, EpochLRScheduler
 
 __all__ = ["EpochEndWriter", "ScalarJSONWriter", "ScalarTensorboardWriter", "VIEvalHook",
-           "eval_scalars"]
+           "eval_scalars", "with_cift_hooks"]
 
 # Tag groups: each model's own ranking (a baseline's features, CIFT's transferred ones), and
 # CIFT's BNNeck features without the transfer (CIFT†).
@@ -63,10 +68,11 @@ class VIEvalHook(hooks.EvalHook):
 
     def __init__(self, eval_period: int, eval_function, test_sets: Sequence[str]):
         super().__init__(eval_period, eval_function)
+        self.eval_function = eval_function
         self.test_sets = tuple(test_sets)
 
-    def _do_eval(self) -> None:
-        results = self._func()
+    def _do_eval(self) -> None:  # what EvalHook runs at its schedule's iterations
+        results = self.eval_function()
         if results:
             self.trainer.storage.put_scalars(**eval_scalars(results, self.test_sets),
                                              smoothing_hint=False)
@@ -87,13 +93,17 @@ class EpochEndWriter(hooks.PeriodicWriter):
     the evaluation hooks, so the iteration's losses and evaluation are written together), and
     writes what the final evaluation added before closing the writers."""
 
+    def __init__(self, writers: list, period: int = 20):
+        super().__init__(writers, period)
+        self.writers = writers
+
     def after_step(self) -> None:
         t = self.trainer  # epochs have their own lengths (CIFTTrainer.epoch_lengths)
         if t.iter + 1 != t.epoch_start_iter + t.epoch_lengths[t.epoch]:
             super().after_step()
 
     def after_train(self) -> None:
-        for writer in self._writers:
+        for writer in self.writers:
             writer.write()
         super().after_train()
 
@@ -110,37 +120,66 @@ def unwritten_scalars(written: dict[str, int], window_size: int) -> dict[int, di
     return dict(sorted(fresh.items()))
 
 
-class ScalarJSONWriter(JSONWriter):
-    """fastreid's JSONWriter (one JSON object per line and iteration), writing each scalar once
-    per iteration it was put at, rather than skipping iterations already written."""
+class ScalarJSONWriter(EventWriter):
+    """fastreid's JSONWriter (one JSON object per line and iteration, appended to `json_file`),
+    writing each scalar once per iteration it was put at, rather than skipping iterations
+    already written."""
 
     def __init__(self, json_file: str, window_size: int = 20):
-        super().__init__(json_file, window_size)
+        self.file = open(json_file, "a")  # append: a resumed run goes on after its records
+        self.window_size = window_size
         self._written: dict[str, int] = {}
 
     def write(self) -> None:
-        for iteration, scalars in unwritten_scalars(self._written, self._window_size).items():
-            self._file_handle.write(json.dumps({**scalars, "iteration": iteration},
-                                               sort_keys=True) + "\n")
-        self._file_handle.flush()
-        os.fsync(self._file_handle.fileno())
+        for iteration, scalars in unwritten_scalars(self._written, self.window_size).items():
+            self.file.write(json.dumps({**scalars, "iteration": iteration}, sort_keys=True)
+                            + "\n")
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+    def close(self) -> None:
+        self.file.close()
 
 
-class ScalarTensorboardWriter(TensorboardXWriter):
-    """fastreid's TensorboardXWriter, writing each scalar once per iteration it was put at."""
+class ScalarTensorboardWriter(EventWriter):
+    """fastreid's TensorboardXWriter, writing each scalar once per iteration it was put at, and
+    the storage's images and histograms (clearing them, as fastreid's writer does)."""
 
     def __init__(self, log_dir: str, window_size: int = 20, **kwargs):
-        super().__init__(log_dir, window_size, **kwargs)
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.window_size = window_size
+        self.writer = SummaryWriter(log_dir, **kwargs)
         self._written: dict[str, int] = {}
 
     def write(self) -> None:
-        for iteration, scalars in unwritten_scalars(self._written, self._window_size).items():
+        for iteration, scalars in unwritten_scalars(self._written, self.window_size).items():
             for name, value in scalars.items():
-                self._writer.add_scalar(name, value, iteration)
+                self.writer.add_scalar(name, value, iteration)
         storage = get_event_storage()
-        for image_name, image, step in storage._vis_data:  # as fastreid's writer does
-            self._writer.add_image(image_name, image, step)
+        for image_name, image, step in pending_images(storage):
+            self.writer.add_image(image_name, image, step)
         storage.clear_images()
-        for params in storage._histograms:
-            self._writer.add_histogram_raw(**params)
+        for params in pending_histograms(storage):
+            self.writer.add_histogram_raw(**params)
         storage.clear_histograms()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def with_cift_hooks(hook_list: list, scheduler: EpochLRScheduler, cfg) -> list:
+    """DefaultTrainer.build_hooks' `hook_list` with cift's hooks in place of fastreid's, each at
+    its place: the epoch schedule's EpochLRHook for LRScheduler (whose multi-step schedule
+    starts only after warm-up), VIEvalHook for EvalHook (same period and function) and
+    EpochEndWriter for PeriodicWriter (same writers, every SOLVER.LOG_PERIOD iterations)."""
+    def replace(hook):
+        if isinstance(hook, hooks.LRScheduler):
+            return EpochLRHook(scheduler, cfg.SOLVER.BASE_LR)
+        if isinstance(hook, hooks.PeriodicWriter):
+            return EpochEndWriter(periodic_writer_writers(hook), cfg.SOLVER.LOG_PERIOD)
+        if isinstance(hook, hooks.EvalHook):
+            return VIEvalHook(*eval_hook_parts(hook), cfg.DATASETS.TESTS)
+        return hook
+
+    return [replace(hook) for hook in hook_list]

@@ -22,27 +22,17 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-import torch
 import torch.distributed as dist
 from fastreid.utils import comm
 
-from ..compat import DEFAULT_DIST_TIMEOUT_S
+# The process group itself is set up in compat (join_process_group), which also patches
+# fastreid's own launch worker with it: compat is the lowest layer, so both launchers share it.
+from ..compat import dist_timeout, join_process_group, join_spawned_group
 from ..errors import CiftInputError, CiftJobError
 
 TORCHRUN_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 # seconds the spawner lets the other processes end by themselves after one failed
 GRACE_S = 2.0
-
-
-def backend() -> str:
-    return "nccl" if torch.cuda.is_available() else "gloo"
-
-
-def dist_timeout(seconds: float = 0, backend_name: str | None = None) -> timedelta:
-    """The process-group timeout: `seconds` (DIST_TIMEOUT_S), or the backend's default if 0."""
-    if seconds < 0:
-        raise CiftInputError(f"DIST_TIMEOUT_S {seconds!r}: expected seconds >= 0 (0 = default)")
-    return timedelta(seconds=seconds or DEFAULT_DIST_TIMEOUT_S[backend_name or backend()])
 
 
 def started_by_torchrun() -> bool:
@@ -131,26 +121,11 @@ def job_error(err: BaseException, heartbeat: Heartbeat, timeout: timedelta) -> C
                         f"(a step slower than {seconds}? raise DIST_TIMEOUT_S): {cause}")
 
 
-def set_local_group(world_size: int, local_size: int, rank: int, timeout: timedelta) -> None:
-    """fastreid's per-machine group (comm.get_local_rank / get_local_size)."""
-    for first in range(0, world_size, local_size):
-        group = dist.new_group(list(range(first, min(first + local_size, world_size))),
-                               timeout=timeout)
-        if first <= rank < first + local_size:
-            comm._LOCAL_PROCESS_GROUP = group
-
-
 def join_torchrun_group(timeout: timedelta | None = None) -> None:
     """Join the process group described by the torchrun variables and set up fastreid's
     per-machine group."""
-    local_rank, local_size = int(os.environ["LOCAL_RANK"]), int(os.environ["LOCAL_WORLD_SIZE"])
-    use_cuda = torch.cuda.is_available()
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-    timeout = timeout or dist_timeout()
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo", init_method="env://",
-                            timeout=timeout)
-    set_local_group(dist.get_world_size(), local_size, dist.get_rank(), timeout)
+    join_process_group("env://", int(os.environ["LOCAL_RANK"]),
+                       int(os.environ["LOCAL_WORLD_SIZE"]), timeout or dist_timeout())
     comm.synchronize()
 
 
@@ -159,19 +134,10 @@ def spawned_worker(local_rank: int, main_func: Callable, world_size: int,
                    timeout_s: float = 0) -> None:
     """One spawned process: NCCL and one GPU when CUDA is there, gloo on the CPU otherwise;
     joins the group, starts its heartbeat and runs `main_func(*args)` guarded."""
-    use_cuda = torch.cuda.is_available()
-    if use_cuda and num_gpus_per_machine > torch.cuda.device_count():
-        raise CiftInputError(f"--num-gpus {num_gpus_per_machine}: only "
-                             f"{torch.cuda.device_count()} GPUs visible")
-    timeout = dist_timeout(timeout_s)
-    global_rank = machine_rank * num_gpus_per_machine + local_rank
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo", init_method=dist_url,
-                            world_size=world_size, rank=global_rank, timeout=timeout)
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
+    timeout = join_spawned_group(local_rank, world_size, num_gpus_per_machine, machine_rank,
+                                 dist_url, timeout_s)
     heartbeat = start_heartbeat(timeout)
     comm.synchronize()
-    set_local_group(world_size, num_gpus_per_machine, global_rank, timeout)
     run_guarded(main_func, args, heartbeat, timeout)
 
 
@@ -189,6 +155,31 @@ def raised_error(text: str) -> BaseException | None:
         if last.startswith(prefix):
             return cls(last[len(prefix):])
     return None
+
+
+def stop_processes(processes: list) -> None:
+    """Give `processes` GRACE_S seconds to end, then kill (SIGKILL also ends a stopped process)
+    and reap the others."""
+    deadline = time.time() + GRACE_S
+    while time.time() < deadline and any(p.is_alive() for p in processes):
+        time.sleep(0.2)
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+        process.join()
+
+
+def reported_error(error_file: str) -> BaseException:
+    """The error a worker wrote to its torch error file (a pickled traceback text): its
+    CiftInputError / CiftJobError as one exception, anything else as ProcessRaisedException."""
+    import torch.multiprocessing as mp
+
+    try:
+        with open(error_file, "rb") as f:
+            text = pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError):
+        text = ""
+    return raised_error(text) or mp.ProcessRaisedException(text or "a worker failed", 0, 0)
 
 
 def spawn_workers(nprocs: int, args: tuple, machine_rank: int = 0) -> None:
@@ -214,24 +205,9 @@ def spawn_workers(nprocs: int, args: tuple, machine_rank: int = 0) -> None:
         # a worker that reported its error but does not exit (a destructor waiting on a frozen
         # peer) must not keep the job alive
         for path in context.error_files:
-            if not os.path.exists(path):
-                continue
-            deadline = time.time() + GRACE_S
-            while time.time() < deadline and any(p.is_alive() for p in context.processes):
-                time.sleep(0.2)
-            for process in context.processes:
-                if process.is_alive():
-                    process.kill()
-                process.join()
-            try:
-                with open(path, "rb") as f:
-                    text = pickle.load(f)
-            except (OSError, EOFError, pickle.UnpicklingError):
-                text = ""
-            error = raised_error(text)
-            if error is not None:
-                raise error
-            raise mp.ProcessRaisedException(text or "a worker failed", 0, 0)
+            if os.path.exists(path):
+                stop_processes(context.processes)
+                raise reported_error(path)
 
 
 def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1,

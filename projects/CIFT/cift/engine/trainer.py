@@ -1,5 +1,5 @@
-"""CIFTTrainer: fastreid's DefaultTrainer with VI-ReID loaders, sampler epochs, the SYSU
-evaluator, atomic checkpoints and progress printing."""
+"""CIFTTrainer: fastreid's DefaultTrainer with VI-ReID loaders, sampler epochs (the loop is in
+`cift.engine.epochs`), the SYSU evaluator, atomic checkpoints and progress printing."""
 from __future__ import annotations
 
 import logging
@@ -12,27 +12,22 @@ from fastreid.engine import DefaultTrainer, hooks
 from fastreid.engine.train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 from fastreid.evaluation import inference_on_dataset
 from fastreid.utils import comm
-from fastreid.utils.events import CommonMetricPrinter, EventStorage
+from fastreid.utils.events import CommonMetricPrinter
 from fastreid.utils.logger import setup_logger
-from torch.nn.parallel import DistributedDataParallel
 
 from ..analysis.hooks import build_topology_hook
 from ..atomic import atomic_write_json
+from ..compat import attach_step_trainer, distributed_data_parallel
 from ..data import build_vi_test_loader, build_vi_train_loader
 from ..evaluation import VIEvaluator, build_tasks, format_protocol_table
 from ..evaluation.cmc_plot import save_cmc_curves
 from ..evaluation.report import RESULTS_FILE
 from ..evaluation.vi_evaluator import GraphTransfer
 from .checkpoint import AtomicCheckpointer
-from .hooks import EpochEndWriter, ScalarJSONWriter, ScalarTensorboardWriter, VIEvalHook
-from .resume import (
-    RunState,
-    check_resume,
-    check_resumed_shapes,
-    seed_epoch,
-    truncate_metrics,
-)
-from .schedule import EpochLRHook, EpochLRScheduler, check_schedule
+from .epochs import EpochLoop, describe_epoch_lengths, epoch_sampler
+from .hooks import ScalarJSONWriter, ScalarTensorboardWriter, with_cift_hooks
+from .resume import RunState, check_resume, check_resumed_shapes, truncate_metrics
+from .schedule import EpochLRScheduler, check_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -52,81 +47,84 @@ def numpy_transfer(model) -> GraphTransfer | None:
     return transfer
 
 
-def with_epoch_lr_hook(hook_list: list, scheduler: EpochLRScheduler, base_lr: float) -> list:
-    """`hook_list` with fastreid's LRScheduler hook (multi-step schedule started only after
-    warm-up) replaced by the epoch schedule's hook, at the same place."""
-    return [EpochLRHook(scheduler, base_lr) if isinstance(h, hooks.LRScheduler) else h
-            for h in hook_list]
-
-
-def epoch_sampler(data_loader):
-    """The loader's sampler when it draws epoch by epoch (CrossModalityIdentitySampler), else
-    None (fastreid's infinite samplers)."""
-    sampler = getattr(data_loader.batch_sampler, "sampler", None)
-    return sampler if hasattr(sampler, "batches_in_epoch") else None
-
-
-def epoch_lengths(cfg, data_loader, num_epochs: int) -> list[int]:
-    """Iterations of every epoch: SOLVER.ITERS_PER_EPOCH if set, else the cross-modality
-    sampler's draw of that epoch (its length varies), else fastreid's len(train set) // batch."""
-    sampler = epoch_sampler(data_loader)
-    if sampler is not None:
-        return [sampler.batches_in_epoch(e) for e in range(num_epochs)]
-    if cfg.SOLVER.ITERS_PER_EPOCH > 0:
-        return [cfg.SOLVER.ITERS_PER_EPOCH] * num_epochs
-    return [max(1, len(data_loader.dataset) // cfg.SOLVER.IMS_PER_BATCH)] * num_epochs
-
-
-class CIFTTrainer(DefaultTrainer):
+class CIFTTrainer(EpochLoop, DefaultTrainer):
     """Builds the same objects as DefaultTrainer (model, optimizer with heads x
     HEADS_LR_FACTOR, checkpointer, hooks), with epochs drawn by the sampler (each of its own
-    length), the LR a function of the epoch (`schedule.lr_factor`) and resumable epochs
-    (`resume`: per-epoch seeding, run state in the checkpoint)."""
+    length, `EpochLoop`), the LR a function of the epoch (`schedule.lr_factor`) and resumable
+    epochs (`resume`: per-epoch seeding, run state in the checkpoint)."""
 
     def __init__(self, cfg):
+        # DefaultTrainer.__init__ cannot be reused: it starts an iterator over the train loader
+        # (the cross-modality sampler's loader gets one per epoch), sizes epochs as len(train
+        # set) // batch, builds fastreid's iteration LR scheduler and a plain checkpointer, and
+        # registers hooks built from those. Its steps are taken here in the same order, each
+        # object built by an overridable build_* method.
         TrainerBase.__init__(self)
         if not logging.getLogger("fastreid").isEnabledFor(logging.INFO):
             setup_logger()
         check_schedule(cfg)
         data_loader = self.build_train_loader(cfg)
         cfg = self.auto_scale_hyperparams(cfg, data_loader.dataset.num_classes)
+        self.cfg = cfg
         self.sampler = epoch_sampler(data_loader)
         self.max_epoch = cfg.SOLVER.MAX_EPOCH
-        self.epoch_lengths = epoch_lengths(cfg, data_loader, self.max_epoch)
-        self.max_iter = sum(self.epoch_lengths)
+        self.set_epoch_lengths(data_loader)
         model = self.build_model(cfg)
         optimizer, param_wrapper = self.build_optimizer(cfg, model)
-        if comm.get_world_size() > 1:
-            on_gpu = next(model.parameters()).device.type == "cuda"
-            model = DistributedDataParallel(
-                model, device_ids=[comm.get_local_rank()] if on_gpu else None,
-                broadcast_buffers=False)
+        model = self.build_distributed_model(model)
+        attach_step_trainer(self, self.build_step_trainer(cfg, model, data_loader, optimizer,
+                                                          param_wrapper, self.sampler))
+        self.scheduler = self.build_epoch_lr_scheduler(cfg, optimizer)
+        self.run_state = self.build_run_state(cfg)
+        self.checkpointer = self.build_checkpointer(cfg, model, optimizer)
+        self.start_epoch = 0
+        logger.info(describe_epoch_lengths(self.epoch_lengths))
+        self.register_hooks(self.build_hooks())
+
+    @classmethod
+    def build_distributed_model(cls, model: torch.nn.Module) -> torch.nn.Module:
+        """`model` wrapped in DistributedDataParallel (on this process's GPU, or the CPU) in a
+        job of several processes, as it is otherwise."""
+        if comm.get_world_size() <= 1:
+            return model
+        return distributed_data_parallel(model, device_ids=[comm.get_local_rank()],
+                                         broadcast_buffers=False)
+
+    @classmethod
+    def build_step_trainer(cls, cfg, model, data_loader, optimizer, param_wrapper,
+                           sampler=None) -> SimpleTrainer:
+        """fastreid's SimpleTrainer (AMPTrainer with SOLVER.AMP.ENABLED), which runs each step.
+        With an epoch-drawn loader (`sampler` not None) it gets no iterator: the train loop
+        starts one per epoch."""
         trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
-        # An epoch-drawn loader gets a fresh iterator per epoch (train loop); don't start one.
-        self._trainer = trainer_cls(model, [] if self.sampler else data_loader, optimizer,
-                                    param_wrapper)
-        self._trainer.data_loader = data_loader
-        self.scheduler = EpochLRScheduler(cfg, optimizer)
+        step = trainer_cls(model, [] if sampler is not None else data_loader, optimizer,
+                           param_wrapper)
+        step.data_loader = data_loader
+        return step
+
+    @classmethod
+    def build_epoch_lr_scheduler(cls, cfg, optimizer) -> EpochLRScheduler:
+        """The LR as a function of the epoch (in place of fastreid's build_lr_scheduler)."""
+        return EpochLRScheduler(cfg, optimizer)
+
+    @classmethod
+    def build_run_state(cls, cfg) -> RunState:
+        """The run seed (SEED, or one shared by every rank when SEED < 0), the per-GPU batch
+        and the world size, saved in every checkpoint."""
         seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
-        self.run_state = RunState(seed, cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size(),
-                                  comm.get_world_size())
+        return RunState(seed, cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size(),
+                        comm.get_world_size())
+
+    def build_checkpointer(self, cfg, model, optimizer) -> AtomicCheckpointer:
+        """Saves (main process) the model, optimizer, run state, the sampler's state and AMP's
+        grad scaler, each file written atomically."""
         checkpointables = {"optimizer": optimizer, "run_state": self.run_state}
         if self.sampler is not None:
             checkpointables["sampler"] = self.sampler
         if self.grad_scaler is not None:
             checkpointables["grad_scaler"] = self.grad_scaler
-        self.checkpointer = AtomicCheckpointer(model, cfg.OUTPUT_DIR,
-                                               save_to_disk=comm.is_main_process(),
-                                               **checkpointables)
-        self.start_epoch = 0
-        self.cfg = cfg
-        self._log_epoch_lengths()
-        self.register_hooks(self.build_hooks())
-
-    def _log_epoch_lengths(self) -> None:
-        n = self.epoch_lengths
-        logger.info(f"iterations per epoch: min {min(n)}, mean {sum(n) / len(n):.1f}, max "
-                    f"{max(n)}; {self.max_iter} in all" if n else "no epochs to train")
+        return AtomicCheckpointer(model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(),
+                                  **checkpointables)
 
     def resume_or_load(self, resume: bool = True) -> None:
         """fastreid's resume_or_load, plus: the per-GPU batch must be the checkpoint's, the
@@ -142,8 +140,7 @@ class CIFTTrainer(DefaultTrainer):
                              self.checkpointer.get_checkpoint_file())
         self.start_epoch = checkpoint.get("epoch", -1) + 1
         if self.sampler is not None:  # its seed may have come back from the checkpoint
-            self.epoch_lengths = epoch_lengths(self.cfg, self.data_loader, self.max_epoch)
-            self.max_iter = sum(self.epoch_lengths)
+            self.set_epoch_lengths(self.data_loader)
         if comm.is_main_process():
             start_iter = sum(self.epoch_lengths[: self.start_epoch])
             dropped = truncate_metrics(self.cfg.OUTPUT_DIR, start_iter)
@@ -151,57 +148,11 @@ class CIFTTrainer(DefaultTrainer):
                 logger.info(f"metrics.json: dropped {dropped} records from iteration "
                             f"{start_iter} on (written after the last checkpoint)")
 
-    def train(self):
-        """fastreid's loop with epochs of their own lengths; each epoch starts from generators
-        seeded by (run seed, epoch, rank) and, for an epoch-drawn loader, a new iterator over
-        that epoch's batches. Returns the last evaluation's results (main process)."""
-        if self.start_epoch >= self.max_epoch:
-            logger.info(f"{self.cfg.OUTPUT_DIR}: the run is complete ({self.start_epoch} of "
-                        f"{self.max_epoch} epochs trained); nothing to resume")
-            return None
-        self.iter = self.start_iter = sum(self.epoch_lengths[: self.start_epoch])
-        logger.info(f"Starting training from epoch {self.start_epoch}")
-        with EventStorage(self.start_iter) as self.storage:
-            try:
-                self.before_train()
-                for self.epoch in range(self.start_epoch, self.max_epoch):
-                    self.epoch_start_iter = self.iter
-                    self.begin_epoch(self.epoch)
-                    self.before_epoch()
-                    for _ in range(self.epoch_lengths[self.epoch]):
-                        self.before_step()
-                        self.run_step()
-                        self.after_step()
-                        self.iter += 1
-                    if self.sampler is not None:
-                        self._trainer._data_loader_iter = None  # ends this epoch's workers
-                    self.after_epoch()
-            except Exception:
-                logger.exception("Exception during training:")
-                raise
-            finally:
-                self.after_train()
-        return getattr(self, "_last_eval_results", None) if comm.is_main_process() else None
-
-    def begin_epoch(self, epoch: int) -> None:
-        """Seed every generator for `epoch` and, for an epoch-drawn loader, start the
-        iterator over its batches (the train loop calls it before each epoch)."""
-        generator = seed_epoch(self.run_state.seed, epoch, comm.get_rank())
-        if self.sampler is not None:
-            self.sampler.set_epoch(epoch, 1)
-            self.data_loader.generator = generator  # the workers' seeds follow the epoch
-            self._trainer._data_loader_iter = iter(self.data_loader)
-
     def build_hooks(self) -> list:
         """fastreid's hooks with the epoch LR schedule in place of its LRScheduler hook; every
         evaluation reaches metrics.json and tensorboard (see cift.engine.hooks), written every
         SOLVER.LOG_PERIOD iterations and at epoch ends."""
-        ret = with_epoch_lr_hook(super().build_hooks(), self.scheduler, self.cfg.SOLVER.BASE_LR)
-        for i, hook in enumerate(ret):
-            if isinstance(hook, hooks.PeriodicWriter):
-                ret[i] = EpochEndWriter(hook._writers, self.cfg.SOLVER.LOG_PERIOD)
-            elif isinstance(hook, hooks.EvalHook):
-                ret[i] = VIEvalHook(hook._period, hook._func, self.cfg.DATASETS.TESTS)
+        ret = with_cift_hooks(super().build_hooks(), self.scheduler, self.cfg)
         topology = build_topology_hook(self.cfg, self.model)
         if topology is not None:
             # right after the evaluation (same period), before the checkpointer and writers

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from ..compat import registered_names
 from ..data.build import CROSS_MODALITY_SAMPLER, TRAIN_SAMPLERS, load_dataset
 from ..data.cross_modality_sampler import CrossModalityIdentitySampler
 from ..data.image_check import check_dataset_images
@@ -97,11 +98,6 @@ def require_positive(key: str, value) -> None:
     raise CiftInputError(f"{key} {value!r}: expected a finite number > 0")
 
 
-def registered(registry) -> tuple[str, ...]:
-    """Names in a fastreid Registry (1.4.0's is not iterable)."""
-    return tuple(sorted(registry._obj_map))
-
-
 def check_device(job: Job) -> None:
     device = job.cfg.MODEL.DEVICE
     try:
@@ -126,9 +122,10 @@ def check_registries(job: Job) -> None:
     from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
 
     m = job.cfg.MODEL
-    check_choice("MODEL.META_ARCHITECTURE", m.META_ARCHITECTURE, registered(META_ARCH_REGISTRY))
-    check_choice("MODEL.BACKBONE.NAME", m.BACKBONE.NAME, registered(BACKBONE_REGISTRY))
-    check_choice("MODEL.HEADS.NAME", m.HEADS.NAME, registered(REID_HEADS_REGISTRY))
+    check_choice("MODEL.META_ARCHITECTURE", m.META_ARCHITECTURE,
+                 registered_names(META_ARCH_REGISTRY))
+    check_choice("MODEL.BACKBONE.NAME", m.BACKBONE.NAME, registered_names(BACKBONE_REGISTRY))
+    check_choice("MODEL.HEADS.NAME", m.HEADS.NAME, registered_names(REID_HEADS_REGISTRY))
     if not job.eval_only:
         check_choice("DATALOADER.SAMPLER_TRAIN", job.cfg.DATALOADER.SAMPLER_TRAIN, TRAIN_SAMPLERS)
 
