@@ -69,8 +69,9 @@ class EpochLoop:
         with EventStorage(self.start_iter) as self.storage:
             try:
                 self.before_train()
-                for self.epoch in range(self.start_epoch, self.max_epoch):
-                    self.run_epoch(self.epoch)
+                for epoch in range(self.start_epoch, self.max_epoch):
+                    self.epoch = epoch  # hooks read the trainer's epoch, as in fastreid's loop
+                    self.run_epoch(epoch)
             except Exception:
                 logger.exception("Exception during training:")
                 raise

@@ -126,7 +126,8 @@ class ScalarJSONWriter(EventWriter):
     already written."""
 
     def __init__(self, json_file: str, window_size: int = 20):
-        self.file = open(json_file, "a")  # append: a resumed run goes on after its records
+        # append: a resumed run goes on after its records; open for the writer's life (close())
+        self.file = open(json_file, "a")  # noqa: SIM115
         self.window_size = window_size
         self._written: dict[str, int] = {}
 
