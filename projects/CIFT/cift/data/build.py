@@ -16,6 +16,7 @@ from fastreid.data.common import CommDataset
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.utils import comm
 
+from ..compat import registered_names
 from ..errors import CiftInputError
 from .cross_modality_sampler import CrossModalityIdentitySampler
 from .images import read_rgb
@@ -57,7 +58,7 @@ def load_dataset(cfg, name: str):
     try:
         factory = DATASET_REGISTRY.get(name)
     except KeyError:
-        known = ", ".join(sorted(DATASET_REGISTRY._obj_map))  # 1.4.0 Registry is not iterable
+        known = ", ".join(registered_names(DATASET_REGISTRY))
         raise CiftInputError(f"DATASETS: unknown data set {name!r}; known: {known}") from None
     hook = getattr(factory, "config_kwargs", None)
     return factory(root=datasets_root(), **(hook(cfg) if hook else {}))
