@@ -19,21 +19,12 @@ from cift.modeling.backbone import (
     load_imagenet_state_dict,
     read_weights_file,
 )
+from test_safe_loading import WritesAFile
 from test_train_net import TINY, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = str(ROOT / "configs/Demo/baseline_synthetic.yml")
 SYSU = str(ROOT / "configs/SYSU-MM01/baseline_R50.yml")
-
-
-class WritesAFile:
-    """Unpickling this runs `open(marker, "w")`: code execution we can observe."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return open, (str(self.marker), "w")
 
 
 def check_recipe_inputs(cfg) -> None:

@@ -17,18 +17,9 @@ import numpy as np
 from ..branches import I2R, R2I
 from ..errors import check_choice
 from ..progress import progress
-from .protocols import (
-    CMC_MODES,
-    Search,
-    evaluate_llcm,
-    evaluate_llcm_top_r,
-    evaluate_regdb,
-    evaluate_regdb_top_r,
-    evaluate_sysu,
-    evaluate_sysu_top_r,
-    sample_llcm_gallery,
-    sample_sysu_gallery,
-)
+from .galleries import sample_llcm_gallery, sample_sysu_gallery
+from .metrics import CMC_MODES, evaluate_llcm, evaluate_regdb, evaluate_sysu
+from .top_r import Search, evaluate_llcm_top_r, evaluate_regdb_top_r, evaluate_sysu_top_r
 
 RANKS = (1, 5, 10, 20)
 METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
