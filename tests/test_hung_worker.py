@@ -144,3 +144,24 @@ def test_killed_worker_ends_the_job_in_one_line(tmp_path):
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     # rank 0 may notice first (peer gone) or the spawner may (rank 1 died by a signal)
     assert lines[0].startswith(("error: rank 1: its process ended", "error: rank 0: rank 1")), lines
+
+
+def test_heartbeat_thread_ends_before_the_process_does():
+    """run_guarded stops the beating thread when the job returns: a daemon thread left inside
+    the store's C++ code at interpreter exit aborts a finished process."""
+    from datetime import timedelta
+
+    from cift.engine.launch import Heartbeat, run_guarded
+
+    class Store:
+        def __init__(self):
+            self.counts = {}
+
+        def add(self, key, value):
+            self.counts[key] = self.counts.get(key, 0) + value
+            return self.counts[key]
+
+    heartbeat = Heartbeat(Store(), rank=0, world_size=1, interval=0.05).start()
+    assert heartbeat._thread.is_alive()
+    assert run_guarded(lambda: 7, (), heartbeat, timedelta(seconds=1)) == 7
+    assert not heartbeat._thread.is_alive()

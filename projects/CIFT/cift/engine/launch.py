@@ -49,15 +49,23 @@ class Heartbeat:
     def __init__(self, store, rank: int, world_size: int, interval: float):
         self.store, self.rank, self.world_size, self.interval = store, rank, world_size, interval
         self._thread = threading.Thread(target=self._beat, daemon=True, name="cift-heartbeat")
+        self._stopped = threading.Event()
 
     def start(self) -> Heartbeat:
         self.store.add(self.KEY.format(self.rank), 1)
         self._thread.start()
         return self
 
+    def stop(self) -> None:
+        """End the beating thread and wait for it: a daemon thread still inside the store's C++
+        code when the interpreter exits aborts the process ("terminate called without an active
+        exception"), which made a finished job fail at exit now and then."""
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(self.interval + 5)
+
     def _beat(self) -> None:
-        while True:
-            time.sleep(self.interval)
+        while not self._stopped.wait(self.interval):
             try:
                 self.store.add(self.KEY.format(self.rank), 1)
             except Exception:  # noqa: BLE001  the store is gone: the job is ending
@@ -107,6 +115,8 @@ def run_guarded(main_func: Callable, args: tuple, heartbeat: Heartbeat, timeout:
         if "timed out" not in text and "timeout" not in text:
             raise
         raise job_error(err, heartbeat, timeout) from None
+    finally:  # after job_error has read the counters
+        heartbeat.stop()
 
 
 def job_error(err: BaseException, heartbeat: Heartbeat, timeout: timedelta) -> CiftJobError:
