@@ -2,7 +2,7 @@
 `apply()` is idempotent, and `import cift` registers every component.
 
 Shims patch process-global state, so the behaviours run outside this process, in
-tests/compat_program.py: once with every shim, and once per shim with all the others. The
+tests/helpers/compat_program.py: once with every shim, and once per shim with all the others. The
 program loads compat.py on its own, because importing the `cift` package would apply every shim.
 """
 from __future__ import annotations
@@ -26,9 +26,10 @@ from fastreid.modeling.heads import REID_HEADS_REGISTRY
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
 
 from cift import compat
+from helpers import ROOT
 
 # Run as a script, once with every shim and once per shim with all the others (see its docstring).
-PROGRAM = Path(__file__).with_name("compat_program.py")
+PROGRAM = ROOT / "tests/helpers/compat_program.py"
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(),
                              reason="this shim only changes anything without CUDA")

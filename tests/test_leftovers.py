@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from cift.atomic import is_stale_temporary, remove_stale_temporaries, temp_prefix
-from test_export import export, trained_like, write_run
-from test_train_net import DEMO, TINY
+from helpers import DEMO
+from helpers.exports import export, trained_like, write_run
+from helpers.runs import TINY, train_net
 
 TESTS = Path(__file__).resolve().parent
 
@@ -39,7 +40,7 @@ def test_training_killed_inside_a_checkpoint_leaves_a_temporary_the_next_start_r
         env, tmp_path):
     out = tmp_path / "run"
     run_killed(f"""
-        import test_train_net as t
+        import helpers.runs as t
         import cift.engine.checkpoint as c
         real = c.torch.save
         def save(obj, f):
@@ -53,8 +54,6 @@ def test_training_killed_inside_a_checkpoint_leaves_a_temporary_the_next_start_r
     assert len(left) == 1 and stat.S_IMODE(left[0].stat().st_mode) == 0o600
     assert not (out / "model_0000.pth").exists()
     # a rerun in the same folder starts by removing it
-    from test_train_net import train_net
-
     assert train_net.run(["--config-file", DEMO, *TINY, "OUTPUT_DIR", str(out)]) == 0
     assert temporaries(out) == []
     assert (out / "model_final.pth").is_file()
@@ -95,7 +94,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 EXPORT = """
-    import test_export as t
+    import helpers.exports as t
     import cift.export.model_zoo as z
     {patch}
     t.export_model.run(["--config-file", t.CONFIGS["VIBaseline"], *t.TINY, "MODEL.WEIGHTS",

@@ -18,8 +18,9 @@ from cift.search_settings import (
     search_backend,
     transfer_settings,
 )
-from test_top_r_evaluation import evaluate, noisy
-from test_train_net import DEMO, ROOT, TINY
+from helpers import DEMO, ROOT
+from helpers.evaluator import evaluate, noisy
+from helpers.runs import TINY
 
 CIFT = str(ROOT / "configs" / "Demo" / "cift_synthetic.yml")
 PACKAGE = ROOT / "projects" / "CIFT" / "cift"

@@ -30,7 +30,7 @@ _APPLIED = False
 
 def input_error() -> type[ValueError]:
     """`cift.errors.CiftInputError`, or ValueError when compat.py is loaded on its own (as
-    tests/compat_program.py does, without the package)."""
+    tests/helpers/compat_program.py does, without the package)."""
     try:
         from .errors import CiftInputError
     except ImportError:

@@ -1,0 +1,244 @@
+"""Every bad input is refused up front (cift.engine.validate): through train_net's run(), each
+case exits 2 with one stderr line naming the config key (or file), and OUTPUT_DIR is never
+created. The same checks run once in the launcher under --num-gpus 2, before any spawn."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import torch
+from fastreid.modeling.meta_arch import build_model
+
+from cift.config import load_config
+from cift.engine import validate
+from cift.export.safetensors_io import state_dict_to_safetensors
+from helpers import DEMO, ROOT
+from helpers.runs import TINY, train_net
+
+CIFT = str(ROOT / "configs" / "Demo" / "cift_synthetic.yml")
+TWO = ("--num-gpus", "2", "--dist-url", "auto")
+
+# (id, config, KEY VALUE options, flags, text the error line must hold). Placeholders {name}
+# are files made by the `files` fixture; root "empty_train"/"empty_test" swaps the data sets.
+CASES = [
+    # graph module (CIFT): k, temperatures, CRI, names
+    ("topk-0", CIFT, ["MODEL.CIFT.TOPK", "0"], (), "MODEL.CIFT.TOPK"),
+    ("topk-negative", CIFT, ["MODEL.CIFT.TOPK", "-3"], (), "MODEL.CIFT.TOPK"),
+    ("topk-over-gallery-half", CIFT, ["MODEL.CIFT.TOPK", "100"], (), "MODEL.CIFT.TOPK"),
+    ("topk-9-batch-16", CIFT, ["MODEL.CIFT.TOPK", "9"], (), "MODEL.CIFT.TOPK"),
+    ("topk-over-gft-batch", CIFT, ["MODEL.CIFT.GRAPH", "gft", "MODEL.CIFT.TOPK", "17"], (),
+     "MODEL.CIFT.TOPK"),
+    ("tau-hom-0", CIFT, ["MODEL.CIFT.TAU_HOM", "0.0"], (), "MODEL.CIFT.TAU_HOM"),
+    ("tau-hom-negative", CIFT, ["MODEL.CIFT.TAU_HOM", "-0.4"], (), "MODEL.CIFT.TAU_HOM"),
+    ("tau-het-0", CIFT, ["MODEL.CIFT.TAU_HET", "0.0"], (), "MODEL.CIFT.TAU_HET"),
+    ("tau-het-text", CIFT, ["MODEL.CIFT.TAU_HET", "warm"], (), "MODEL.CIFT.TAU_HET"),
+    ("cri-samples-0", CIFT, ["MODEL.CIFT.CRI.SAMPLES", "0"], (), "MODEL.CIFT.CRI.SAMPLES"),
+    ("cri-samples-negative", CIFT, ["MODEL.CIFT.CRI.SAMPLES", "-2"], (),
+     "MODEL.CIFT.CRI.SAMPLES"),
+    ("graph-unknown", CIFT, ["MODEL.CIFT.GRAPH", "gcn"], (), "MODEL.CIFT.GRAPH"),
+    ("projection-unknown", CIFT, ["MODEL.CIFT.PROJECTION", "mlp"], (), "MODEL.CIFT.PROJECTION"),
+    ("transfer-mode-unknown", CIFT, ["TEST.TRANSFER.MODE", "fast"], (), "TEST.TRANSFER.MODE"),
+    ("transfer-backend-unknown", CIFT, ["TEST.TRANSFER.BACKEND", "annoy"], (),
+     "TEST.TRANSFER.BACKEND"),
+    # batch and sampler
+    ("batch-not-2k-multiple", DEMO, ["SOLVER.IMS_PER_BATCH", "12"], (), "SOLVER.IMS_PER_BATCH"),
+    ("batch-0", DEMO, ["SOLVER.IMS_PER_BATCH", "0"], (), "SOLVER.IMS_PER_BATCH"),
+    ("batch-negative", DEMO, ["SOLVER.IMS_PER_BATCH", "-16"], (), "SOLVER.IMS_PER_BATCH"),
+    ("batch-k3", DEMO, ["DATALOADER.NUM_INSTANCE", "3"], (), "SOLVER.IMS_PER_BATCH"),
+    ("batch-needs-more-identities", DEMO, ["SOLVER.IMS_PER_BATCH", "80"], (),
+     "SOLVER.IMS_PER_BATCH"),
+    ("num-instance-0", DEMO, ["DATALOADER.NUM_INSTANCE", "0"], (), "DATALOADER.NUM_INSTANCE"),
+    ("num-instance-negative", DEMO, ["DATALOADER.NUM_INSTANCE", "-4"], (),
+     "DATALOADER.NUM_INSTANCE"),
+    ("naive-sampler-batch", DEMO, ["DATALOADER.SAMPLER_TRAIN", "NaiveIdentitySampler",
+                                   "SOLVER.IMS_PER_BATCH", "18"], (), "SOLVER.IMS_PER_BATCH"),
+    # recipe keys: transforms, CMC variant
+    ("interpolation-unknown", DEMO, ["INPUT.INTERPOLATION", "lanczos"], (),
+     "INPUT.INTERPOLATION"),
+    ("rea-attempts-0", DEMO, ["INPUT.REA.ATTEMPTS", "0"], (), "INPUT.REA.ATTEMPTS"),
+    ("rea-ratio-sampling-unknown", DEMO, ["INPUT.REA.RATIO_SAMPLING", "normal"], (),
+     "INPUT.REA.RATIO_SAMPLING"),
+    ("cmc-mode-unknown", DEMO, ["TEST.CMC_MODE", "query"], (), "TEST.CMC_MODE"),
+    # the epoch LR schedule
+    ("sched-cosine", DEMO, ["SOLVER.SCHED", "CosineAnnealingLR"], (), "SOLVER.SCHED"),
+    ("warmup-mode-unknown", DEMO, ["SOLVER.WARMUP_MODE", "step"], (), "SOLVER.WARMUP_MODE"),
+    ("delay-epochs", DEMO, ["SOLVER.DELAY_EPOCHS", "3"], (), "SOLVER.DELAY_EPOCHS"),
+    # ImageNet weights of a training run
+    ("pretrain-path-missing", DEMO, ["MODEL.BACKBONE.PRETRAIN", "True",
+                                     "MODEL.BACKBONE.PRETRAIN_PATH", "no_such_resnet18.pth"], (),
+     "MODEL.BACKBONE.PRETRAIN_PATH"),
+    ("pretrain-path-corrupt", DEMO, ["MODEL.BACKBONE.PRETRAIN", "True",
+                                     "MODEL.BACKBONE.PRETRAIN_PATH", "{corrupt}"], (),
+     "corrupt.pth"),
+    # protocols
+    ("sysu-mode-unknown", DEMO, ["TEST.SYSU.MODES", "('all', 'outdoor')"], (),
+     "TEST.SYSU.MODES"),
+    ("sysu-modes-empty", DEMO, ["TEST.SYSU.MODES", "()"], (), "TEST.SYSU.MODES"),
+    ("sysu-shots-0", DEMO, ["TEST.SYSU.SHOTS", "(0,)"], (), "TEST.SYSU.SHOTS"),
+    ("sysu-shots-empty", DEMO, ["TEST.SYSU.SHOTS", "()"], (), "TEST.SYSU.SHOTS"),
+    ("sysu-shots-over-data", DEMO, ["TEST.SYSU.SHOTS", "(1, 20)"], (), "TEST.SYSU.SHOTS"),
+    ("sysu-trials-0", DEMO, ["TEST.SYSU.TRIALS", "0"], (), "TEST.SYSU.TRIALS"),
+    ("llcm-trials-0", DEMO, ["TEST.LLCM.TRIALS", "0"], (), "TEST.LLCM.TRIALS"),
+    ("llcm-shots-0", DEMO, ["TEST.LLCM.SHOTS", "0"], (), "TEST.LLCM.SHOTS"),
+    ("llcm-direction-unknown", DEMO, ["TEST.LLCM.VIS_TO_IR", "both"], (), "TEST.LLCM.VIS_TO_IR"),
+    ("main-metric-unknown-metric", DEMO, ["TEST.MAIN_METRIC", "all-single/mAPx"], (),
+     "TEST.MAIN_METRIC"),
+    ("main-metric-unknown-task", DEMO, ["TEST.MAIN_METRIC", "outdoor-single/mAP"], (),
+     "TEST.MAIN_METRIC"),
+    ("main-metric-no-slash", DEMO, ["TEST.MAIN_METRIC", "mAP"], (), "TEST.MAIN_METRIC"),
+    ("main-metric-not-with-top-r", DEMO, ["TEST.MAIN_METRIC", "all-single/mINP",
+                                          "TEST.RETRIEVAL.TOP_R", "10"], (), "TEST.MAIN_METRIC"),
+    ("top-r-negative", DEMO, ["TEST.RETRIEVAL.TOP_R", "-1"], (), "TEST.RETRIEVAL.TOP_R"),
+    ("top-r-with-rerank", DEMO, ["TEST.RETRIEVAL.TOP_R", "5", "TEST.RERANK.ENABLED", "True"], (),
+     "TEST.RETRIEVAL.TOP_R"),
+    ("retrieval-backend-unknown", DEMO, ["TEST.RETRIEVAL.BACKEND", "annoy"], (),
+     "TEST.RETRIEVAL.BACKEND"),
+    ("search-backend-unknown", DEMO, ["TEST.SEARCH.BACKEND", "annoy"], (),
+     "TEST.SEARCH.BACKEND"),
+    ("search-backends-disagree", CIFT, ["TEST.TRANSFER.BACKEND", "faiss",
+                                        "TEST.RETRIEVAL.BACKEND", "torch"], (),
+     "TEST.RETRIEVAL.BACKEND"),
+    # registry names
+    ("meta-arch-unknown", DEMO, ["MODEL.META_ARCHITECTURE", "Transformer"], (),
+     "MODEL.META_ARCHITECTURE"),
+    ("backbone-unknown", DEMO, ["MODEL.BACKBONE.NAME", "build_vit"], (), "MODEL.BACKBONE.NAME"),
+    ("heads-unknown", DEMO, ["MODEL.HEADS.NAME", "ArcHead"], (), "MODEL.HEADS.NAME"),
+    ("sampler-unknown", DEMO, ["DATALOADER.SAMPLER_TRAIN", "RandomSampler"], (),
+     "DATALOADER.SAMPLER_TRAIN"),
+    ("dataset-unknown", DEMO, ["DATASETS.NAMES", "('Market9000',)"], (), "Market9000"),
+    # data sets and splits
+    ("train-sets-empty", DEMO, ["DATASETS.NAMES", "()"], (), "DATASETS.NAMES"),
+    ("test-sets-empty", DEMO, ["DATASETS.TESTS", "()"], (), "DATASETS.TESTS"),
+    ("train-split-empty", DEMO, ["DATASETS.NAMES", "('SYSUMM01',)", "DATASETS.TESTS",
+                                 "('SYSUMM01',)", "root", "empty_train"], (), "DATASETS.NAMES"),
+    ("test-split-empty", DEMO, ["DATASETS.NAMES", "('SYSUMM01',)", "DATASETS.TESTS",
+                                "('SYSUMM01',)", "root", "empty_test"], (), "DATASETS.TESTS"),
+    # config files and options
+    ("yaml-syntax", "{bad_yaml}", [], (), "bad_syntax.yml"),
+    ("yaml-tab", "{tab_yaml}", [], (), "not valid YAML"),
+    ("yaml-missing-base", "{missing_base}", [], (), "no_such_base.yml"),
+    ("option-unknown-key", DEMO, ["SOLVER.NOT_A_KEY", "1"], (), "NOT_A_KEY"),
+    ("option-odd-count", DEMO, ["SOLVER.MAX_EPOCH"], (), "command-line options"),
+    ("device-unknown", DEMO, ["MODEL.DEVICE", "tpu"], (), "MODEL.DEVICE"),
+    ("dist-timeout-negative", DEMO, ["DIST_TIMEOUT_S", "-5"], (), "DIST_TIMEOUT_S"),
+    # checkpoints
+    ("weights-missing", DEMO, ["MODEL.WEIGHTS", "{missing}"], (), "MODEL.WEIGHTS"),
+    ("eval-without-weights", DEMO, [], ("--eval-only",), "MODEL.WEIGHTS"),
+    ("eval-corrupt-weights", DEMO, ["MODEL.WEIGHTS", "{corrupt}"], ("--eval-only",),
+     "corrupt.pth"),
+    ("train-truncated-weights", DEMO, ["MODEL.WEIGHTS", "{truncated}"], (), "truncated.pth"),
+    ("train-unsafe-weights", DEMO, ["MODEL.WEIGHTS", "{unsafe}"], (), "--trust-checkpoint"),
+    ("eval-weights-of-other-architecture", CIFT, ["MODEL.WEIGHTS", "{baseline}"],
+     ("--eval-only",), "does not fit"),
+    ("eval-weights-of-other-depth", DEMO, ["MODEL.WEIGHTS", "{baseline}",
+                                           "MODEL.BACKBONE.DEPTH", "34x"], ("--eval-only",),
+     "does not fit"),
+    # the launcher checks once, for the world size it will spawn, before any process starts
+    ("launcher-batch-not-split", CIFT, ["SOLVER.IMS_PER_BATCH", "24"], TWO,
+     "SOLVER.IMS_PER_BATCH"),
+    ("launcher-topk-over-rank-half", CIFT, ["MODEL.CIFT.TOPK", "8"], TWO, "MODEL.CIFT.TOPK"),
+    ("launcher-main-metric", DEMO, ["TEST.MAIN_METRIC", "all/mAP"], TWO, "TEST.MAIN_METRIC"),
+    ("launcher-yaml-syntax", "{bad_yaml}", [], TWO, "bad_syntax.yml"),
+]
+
+
+def sysu_copy(src: Path, dst: Path, empty: tuple[str, ...]) -> Path:
+    """A SYSU-MM01 tree whose camera folders link to `src`'s, with the `empty` id files."""
+    tree = dst / "SYSU-MM01"
+    (tree / "exp").mkdir(parents=True)
+    for cam in src.glob("cam*"):
+        (tree / cam.name).symlink_to(cam, target_is_directory=True)
+    for name in ("train_id.txt", "val_id.txt", "test_id.txt"):
+        text = "" if name in empty else (src / "exp" / name).read_text()
+        (tree / "exp" / name).write_text(text)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def files(datasets_root, tmp_path_factory) -> dict[str, str]:
+    d = tmp_path_factory.mktemp("bad_inputs")
+    (d / "bad_syntax.yml").write_text(f"_BASE_: {DEMO}\nSOLVER: [unclosed\n")
+    (d / "tab.yml").write_text(f"_BASE_: {DEMO}\nSOLVER:\n\tMAX_EPOCH: 3\n")
+    (d / "missing_base.yml").write_text(f"_BASE_: {d / 'no_such_base.yml'}\n")
+    (d / "corrupt.pth").write_bytes(b"\x80\x02 definitely not a checkpoint" * 10)
+    cfg = load_config(DEMO, [*TINY, "MODEL.HEADS.NUM_CLASSES", "6"])
+    model = build_model(cfg)
+    torch.save({"model": model.state_dict()}, d / "good.pth")
+    data = (d / "good.pth").read_bytes()
+    (d / "truncated.pth").write_bytes(data[:len(data) // 3])
+    torch.save({"model": model.state_dict(), "args": argparse.Namespace(lr=1)}, d / "unsafe.pth")
+    (d / "baseline.safetensors").write_bytes(state_dict_to_safetensors(model.state_dict()))
+    src = datasets_root / "SyntheticVI"
+    roots = {"empty_train": sysu_copy(src, d / "empty_train", ("train_id.txt", "val_id.txt")),
+             "empty_test": sysu_copy(src, d / "empty_test", ("test_id.txt",))}
+    return {"bad_yaml": str(d / "bad_syntax.yml"), "tab_yaml": str(d / "tab.yml"),
+            "missing_base": str(d / "missing_base.yml"), "missing": str(d / "absent.pth"),
+            "corrupt": str(d / "corrupt.pth"), "truncated": str(d / "truncated.pth"),
+            "unsafe": str(d / "unsafe.pth"), "baseline": str(d / "baseline.safetensors"),
+            **{k: str(v) for k, v in roots.items()}}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_before_anything_is_written(case, files, env, tmp_path,
+                                                         monkeypatch, capsys):
+    _, config, options, flags, expected = case
+    options = [o.format(**files) for o in options]
+    if "root" in options:  # a data set root of its own
+        at = options.index("root")
+        monkeypatch.setenv("FASTREID_DATASETS", files[options[at + 1]])
+        del options[at:at + 2]
+    out = tmp_path / "out"
+    spawned = []
+    monkeypatch.setattr("cift.engine.launch.spawn_workers", lambda *a: spawned.append(a))
+    argv = ["--config-file", config.format(**files), *flags, *TINY, "OUTPUT_DIR", str(out),
+            *options]
+    rc = train_net.run(argv)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    assert expected in err, err
+    assert not out.exists()
+    assert not spawned
+
+
+def test_table_covers_every_check():
+    """Each check function of CHECKS is exercised by at least one case above (by name)."""
+    assert len(CASES) >= 40
+    covered = {"check_device", "check_weights_path", "check_dist_timeout", "check_registries",
+               "check_batch_keys", "check_cift", "check_protocol_keys", "check_retrieval_keys",
+               "check_splits", "check_sampler_fits_data", "check_test_tasks", "check_weights",
+               "check_recipe_keys", "check_schedule_keys", "check_pretrained",
+               # check_images: tests/data/test_image_check.py; check_resume_batch (a checkpoint in
+               # OUTPUT_DIR): tests/engine/test_resume.py
+               "check_images", "check_resume_batch"}
+    assert {check.__name__ for check in validate.CHECKS} <= covered
+
+
+def test_main_metric_choices_come_from_the_tasks(env):
+    cfg = load_config(DEMO, TINY)
+    job = validate.Job(cfg)
+    data = job.dataset("SyntheticVI")
+    from cift.evaluation.tasks import build_tasks
+
+    tasks = build_tasks(cfg, data.protocol, list(data.query) + list(data.gallery),
+                        len(data.query))
+    assert "all-single/mAP" in validate.main_metric_choices(tasks, 0)
+    assert "indoor-multi/mINP" in validate.main_metric_choices(tasks, 0)
+    assert "all-single/mAP@10" in validate.main_metric_choices(tasks, 10)
+    assert "all-single/mINP" not in validate.main_metric_choices(tasks, 10)
+
+
+def test_good_config_passes_every_check(env):
+    for config in (DEMO, CIFT):
+        validate.validate(load_config(config, TINY))
+        validate.validate(load_config(config, [*TINY, "SOLVER.IMS_PER_BATCH", "32"]),
+                          world_size=2)
+
+
+def test_extra_checks_can_be_added(env):
+    calls = []
+    checks = [*validate.CHECKS, lambda job: calls.append(job.cfg.SEED)]
+    validate.validate(load_config(DEMO, TINY), checks=checks)
+    assert calls == [0]
+
