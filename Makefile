@@ -38,7 +38,7 @@ demo: $(STAMP)
 	$(PY) projects/CIFT/tools/compare_runs.py baseline=$(DEMO_OUT)/baseline CIFT=$(DEMO_OUT)/cift
 
 # The same comparison with less training (a few minutes on a CPU): same data set, model and
-# seed, 240 iterations per run instead of 1,834.
+# seed, 240 iterations per run instead of 1,829.
 demo-quick: $(STAMP)
 	$(PY) projects/CIFT/train_net.py --config-file configs/Demo/baseline_synthetic_quick.yml \
 		OUTPUT_DIR $(DEMO_QUICK_OUT)/baseline
