@@ -15,6 +15,13 @@ class CiftJobError(RuntimeError):
     job went silent); entry points print it as one `error: ...` line and exit with status 1."""
 
 
+def name_list(names: list[str], most: int) -> str:
+    """The first `most` of `names`, comma-separated, then "and N more" for the rest; for
+    messages that name parameters or files without growing without bound."""
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def print_input_error(err: BaseException, status: int = 2) -> int:
     """Print `err` as one `error: ...` line on stderr and return the exit status (2).
 

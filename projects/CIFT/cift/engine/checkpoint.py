@@ -20,7 +20,7 @@ from fastreid.utils.checkpoint import (
 )
 
 from ..atomic import atomic_write
-from ..errors import CiftInputError
+from ..errors import CiftInputError, name_list
 
 # Non-tensor types that fastreid's checkpoints legitimately hold (MultiStepLR milestones).
 SAFE_GLOBALS = [collections.Counter]
@@ -121,24 +121,17 @@ def checkpoint_with_model(content: Any, path: str) -> dict[str, Any]:
                          "checkpoint with a 'model' entry)")
 
 
-def _names(keys: list[str]) -> str:
-    shown = ", ".join(keys[:MAX_NAMES])
-    return shown + (f" and {len(keys) - MAX_NAMES} more" if len(keys) > MAX_NAMES else "")
-
-
 def mismatch_message(path: str, missing: list[str], unexpected: list[str],
                      shapes: list[tuple]) -> str:
     """One line naming the parameters of a checkpoint that do not fit a model."""
     parts = []
     if shapes:
-        listed = [f"{k} {tuple(a)} in the file, {tuple(b)} in the model"
-                  for k, a, b in shapes[:MAX_NAMES]]
-        more = f" and {len(shapes) - MAX_NAMES} more" if len(shapes) > MAX_NAMES else ""
-        parts.append(f"{len(shapes)} of another shape: {', '.join(listed)}{more}")
+        listed = [f"{k} {tuple(a)} in the file, {tuple(b)} in the model" for k, a, b in shapes]
+        parts.append(f"{len(shapes)} of another shape: {name_list(listed, MAX_NAMES)}")
     if missing:
-        parts.append(f"{len(missing)} missing from the file: {_names(missing)}")
+        parts.append(f"{len(missing)} missing from the file: {name_list(missing, MAX_NAMES)}")
     if unexpected:
-        parts.append(f"{len(unexpected)} not in the model: {_names(unexpected)}")
+        parts.append(f"{len(unexpected)} not in the model: {name_list(unexpected, MAX_NAMES)}")
     return (f"{path}: does not fit the model built from the config (another architecture or "
             f"config?): {'; '.join(parts)}")
 

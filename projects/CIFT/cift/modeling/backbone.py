@@ -18,7 +18,7 @@ from fastreid.layers import get_norm
 from fastreid.modeling.backbones import BACKBONE_REGISTRY
 from torch import nn
 
-from ..errors import CiftInputError
+from ..errors import CiftInputError, name_list
 
 __all__ = ["TorchvisionResNet", "build_torchvision_resnet_backbone", "check_pretrained_weights",
            "imagenet_weights_file", "load_imagenet_state_dict", "pretrained_weights_path"]
@@ -159,7 +159,7 @@ def load_imagenet_state_dict(model: TorchvisionResNet, path: str, depth: str) ->
     shapes = [f"{k} {tuple(state[k].shape)} in the file, {tuple(v.shape)} expected"
               for k, v in expected.items() if k in state and state[k].shape != v.shape]
     if missing or unexpected or shapes:
-        parts = [f"{len(names)} {what}: {_names(names)}" for what, names in (
+        parts = [f"{len(names)} {what}: {name_list(names, MAX_NAMES)}" for what, names in (
             ("of another shape", shapes), ("missing", missing), ("unexpected", unexpected))
             if names]
         raise CiftInputError(f"{path}: not torchvision {ARCHITECTURES[depth]} weights "
@@ -207,11 +207,6 @@ def _check_plain(cfg) -> None:
         if cfg.MODEL.BACKBONE.get(key):
             raise CiftInputError(f"MODEL.BACKBONE.{key} True: {NAME} has no such blocks "
                                  "(use build_resnet_backbone)")
-
-
-def _names(names: list[str]) -> str:
-    shown = ", ".join(names[:MAX_NAMES])
-    return shown + (f" and {len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES else "")
 
 
 def _first_line(err: BaseException) -> str:
