@@ -108,6 +108,11 @@ def current_umask() -> int:
     return mask
 
 
+def json_bytes(obj: Any) -> bytes:
+    """`obj` as the project's JSON files hold it: indented, UTF-8."""
+    return json.dumps(obj, indent=1, ensure_ascii=False).encode()
+
+
 def atomic_write_json(path: str, obj: Any) -> None:
     """`obj` as indented JSON (UTF-8), written atomically."""
-    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=1, ensure_ascii=False).encode()))
+    atomic_write(path, lambda f: f.write(json_bytes(obj)))

@@ -16,13 +16,13 @@ BRANCH_OF_QUERY_MODALITY = {"visible": R2I, "infrared": I2R}
 __all__ = ["BRANCHES", "BRANCH_OF_QUERY_MODALITY", "I2R", "R2I", "branch_features"]
 
 
-def branch_features(features, branch: str):
+def branch_features(features, branch: str | None):
     """The features of `branch` from a model's inference output.
 
     Args:
         features: (N, d) (a model without graph branches: returned as they are) or (N, 2, d)
             (a CIFT model, branches in :data:`BRANCHES` order); numpy array or tensor.
-        branch: one of :data:`BRANCHES`.
+        branch: one of :data:`BRANCHES` (may be None for (N, d) features).
 
     Returns:
         (N, d) features of the same type.

@@ -31,7 +31,7 @@ from cift.analysis.probe import (  # noqa: E402
     extract_features,
     top_neighbours,
 )
-from cift.branches import BRANCHES as GRAPH_BRANCHES  # noqa: E402
+from cift.branches import branch_features  # noqa: E402
 from cift.config import load_config  # noqa: E402
 from cift.data.build import load_dataset  # noqa: E402
 from cift.errors import CiftInputError  # noqa: E402
@@ -107,7 +107,7 @@ def neighbour_groups(cfg, model, dataset: str, task: str, positions: list[int], 
     probe = build_probe(cfg, dataset, queries={task: positions}, task_names=[task])
     features = extract_features(model, probe.loader, cfg.TEST.FLIP.ENABLED)
     t = probe.tasks[0]
-    x = features if features.ndim == 2 else features[:, GRAPH_BRANCHES.index(t.branch)]
+    x = branch_features(features, t.branch)
     q, g = t.trials[0]
     order, weights = top_neighbours(x[g], x[q], EvalGraph.of(model, t.branch), top)
     columns = [probe.items[i] for i in g] + [probe.items[i] for i in q]

@@ -196,7 +196,6 @@ def build_probe(cfg, dataset_name: str, max_queries: int | None = 500,
     return Probe(dataset_name, probe_items, tasks, loader)
 
 
-@torch.no_grad()
 def extract_features(model, loader, flip_test: bool = False) -> np.ndarray:
     """The model's inference output for every batch of `loader`, in order, as float32 numpy:
     (N, d) (baseline) or (N, 2, d) (CIFT). Eval mode during, the previous mode after."""

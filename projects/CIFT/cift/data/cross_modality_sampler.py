@@ -178,10 +178,10 @@ class CrossModalityIdentitySampler(torch.utils.data.Sampler[int]):
         self._infrared = [np.asarray(infrared[p], dtype=np.int64) for p in usable]
         # Every identity starts available and a batch retires at most P of them, so a draw
         # holds at least this many batches.
-        self._min_draw = (len(usable) - self._num_pids) // self._num_pids + 1
-        if self._min_draw < self._world_size:
+        min_draw = (len(usable) - self._num_pids) // self._num_pids + 1
+        if min_draw < self._world_size:
             raise ValueError(
-                f"a draw may hold only {self._min_draw} batches of P = {self._num_pids} "
+                f"a draw may hold only {min_draw} batches of P = {self._num_pids} "
                 f"identities ({len(usable)} usable), fewer than world_size = {self._world_size}"
             )
         self._seed = int(comm.shared_random_seed() if seed is None else seed)

@@ -22,6 +22,8 @@ from PIL import Image
 
 from ..atomic import atomic_write
 from ..errors import CiftInputError
+from ..progress import progress
+from .images import DECODE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ def check_image(path: str) -> str | None:
             image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
             image.convert("RGB")
         return None
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:
+    except DECODE_ERRORS as err:
         return str(err) or type(err).__name__
 
 
@@ -91,13 +93,6 @@ def write_text_atomic(path: str, text: str) -> None:
         logger.warning(f"{path}: cannot write ({err})")
 
 
-def progress(iterable, total: int, desc: str):
-    """tqdm's progress bar on a terminal when tqdm is installed; else the bare iterable."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return iterable
-    return tqdm(iterable, total=total, desc=desc, unit="img", disable=None, leave=False)
 
 
 def relative_paths(paths, data_dir: str) -> dict[str, str]:
@@ -130,7 +125,8 @@ def find_unreadable(paths: Sequence[str], data_dir: str, workers: int | None = N
     if todo:
         workers = workers or min(16, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            reasons = list(progress(pool.map(check_image, todo, chunksize=64), len(todo), desc))
+            reasons = list(progress(pool.map(check_image, todo, chunksize=64), desc=desc,
+                                    total=len(todo), unit="img"))
         bad.extend((p, r) for p, r in zip(todo, reasons, strict=True) if r is not None)
         bad_set = {p for p, _ in bad}
         known.update({rel[p]: keys[p] for p in todo if p not in bad_set})

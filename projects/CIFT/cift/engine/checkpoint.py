@@ -178,6 +178,12 @@ class AtomicCheckpointer(Checkpointer):
         self._loading = path
         return super().load(path, checkpointables)
 
+    def load_model_state(self, state: dict[str, Any], path: str) -> None:
+        """Load a model state dict already read from `path` into the model, with the checks
+        and messages of `load` (for a caller that has read the file for other reasons)."""
+        self._loading = path
+        self._log_incompatible_keys(self._load_model({"model": dict(state)}))
+
     def _load_file(self, f: str) -> dict[str, Any]:
         return checkpoint_with_model(load_checkpoint_file(f, trust=self.trust), f)
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import CiftInputError
-from .checkpoint import SAFE_GLOBALS
+from .checkpoint import SAFE_GLOBALS, mismatch_message
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +105,6 @@ def check_resume(cfg, world_size: int) -> None:
 def check_resumed_shapes(model, loaded: dict[str, torch.Tensor], path: str) -> None:
     """After loading a checkpoint to resume: parameters of another shape (an older checkpoint
     without a RunState, trained with another batch size) cannot resume; one line naming them."""
-    from .checkpoint import mismatch_message
-
     own = model.state_dict()
     shapes = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in loaded.items()
               if k in own and tuple(v.shape) != tuple(own[k].shape)]

@@ -324,7 +324,7 @@ def check_weights(job: Job) -> None:
     if model_cfg.MODEL.HEADS.NUM_CLASSES == 0:
         model_cfg.MODEL.HEADS.NUM_CLASSES = num_classes_in_state(state, path)
     model_cfg.freeze()
-    AtomicCheckpointer(build_model(model_cfg), strict=True, trust=job.trust).load(path)
+    AtomicCheckpointer(build_model(model_cfg), strict=True).load_model_state(state, path)
 
 
 def check_pretrained(job: Job) -> None:

@@ -1,13 +1,12 @@
 """CMC curves of an evaluation (ranks 1..20 of every reported setting) as PNG files."""
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..figures import new_figure, save_figure
+from ..figures import new_figure, safe_name, save_figure
 
 __all__ = ["CMC_FIGSIZE", "plot_cmc_curves", "save_cmc_curves"]
 
@@ -76,7 +75,6 @@ def save_cmc_curves(curves_by_test_set: Mapping[str, Mapping[str, Sequence[float
     paths = []
     for name, curves in curves_by_test_set.items():
         if curves:
-            safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-            paths.append(plot_cmc_curves(curves, Path(out_dir) / f"cmc_{safe}.png", max_rank,
-                                         title=f"{name} CMC"))
+            path = Path(out_dir) / f"cmc_{safe_name(name)}.png"
+            paths.append(plot_cmc_curves(curves, path, max_rank, title=f"{name} CMC"))
     return paths

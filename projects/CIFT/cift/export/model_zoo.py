@@ -24,10 +24,10 @@ import tempfile
 
 import torch
 
-from ..atomic import current_umask, remove_stale_temporaries, temp_prefix
+from ..atomic import current_umask, json_bytes, remove_stale_temporaries, temp_prefix
 from ..errors import CiftInputError
 from ..evaluation.report import RESULTS_FILE
-from .safetensors_io import hashed_name, sha256_hex, state_dict_to_safetensors
+from .safetensors_io import digest_name, sha256_hex, state_dict_to_safetensors
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +46,6 @@ def entry_files(directory: str) -> list[str]:
     return sorted(found)
 
 
-# Keys that do not change what a config's model computes or how it is scored: where a job
-# writes and runs, which file the weights come from, where the ImageNet initialisation was.
 # Keys that cannot change a run's scores: where files go, the device, loader workers, and the
 # search backend (the search is exact with either; the two older backend keys included, so
 # that runs written before TEST.SEARCH.BACKEND still match).
@@ -211,34 +209,35 @@ def write_entry(cfg, state: dict, output: str, force: bool = False,
     os.makedirs(parent, exist_ok=True)
     tensors = {k: torch.as_tensor(v) for k, v in state.items()}
     weights = state_dict_to_safetensors(tensors)
-    files = {"weights": (hashed_name(weights, WEIGHTS_STEM, ".safetensors"), weights)}
+    digest = sha256_hex(weights)
+    files = {"weights": (digest_name(digest, WEIGHTS_STEM, ".safetensors"), weights)}
     if onnx_bytes is not None:
         # named after the weights it was exported from, so the pair is recognisable
-        files["onnx"] = (hashed_name(weights, WEIGHTS_STEM, ".onnx"), onnx_bytes)
+        files["onnx"] = (digest_name(digest, WEIGHTS_STEM, ".onnx"), onnx_bytes)
     if metrics is not None:
         results, source = metrics
         # file names only: an entry is shared, the training machine's paths mean nothing there
-        files["metrics"] = (METRICS_FILE, json.dumps({
-            "weights": files["weights"][0], "sha256": sha256_hex(weights),
+        files["metrics"] = (METRICS_FILE, json_bytes({
+            "weights": files["weights"][0], "sha256": digest,
             "checkpoint": os.path.basename(cfg.MODEL.WEIGHTS),
             "source": os.path.basename(source), "config_sha256": config_sha256(cfg),
-            "results": results},
-            indent=1, ensure_ascii=False).encode())
+            "results": results}))
     files["config"] = (CONFIG_FILE, resolved_config_yaml(
         cfg, os.path.basename(os.path.abspath(output))).encode())
     tmp = tempfile.mkdtemp(prefix=temp_prefix(), dir=parent)
+    umask = current_umask()
     try:
         for name, data in files.values():
             with open(os.path.join(tmp, name), "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.chmod(os.path.join(tmp, name), 0o666 & ~current_umask())
-        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; give the usual folder mode
+            os.chmod(os.path.join(tmp, name), 0o666 & ~umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the usual folder mode
         install_folder(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     written = {key: os.path.join(output, name) for key, (name, _) in files.items()}
-    written["sha256"] = sha256_hex(weights)
+    written["sha256"] = digest
     return written

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import os
-import re
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ..atomic import atomic_write
 from ..data.images import decode_rgb
+from ..figures import safe_name
 from .image_folders import SearchImage
 
 __all__ = ["draw_ranklist", "frame_colour", "ranklist_name", "ranklist_size", "tile_box"]
@@ -72,4 +72,4 @@ def ranklist_name(index: int, image: SearchImage) -> str:
     """'<query index>_[<id>_]<file stem>.png', reduced to safe characters."""
     stem = os.path.splitext(os.path.basename(image.path))[0]
     name = f"{index:05d}_{image.pid}_{stem}" if image.pid else f"{index:05d}_{stem}"
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) + ".png"
+    return safe_name(name) + ".png"

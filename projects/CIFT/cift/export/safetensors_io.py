@@ -37,4 +37,9 @@ def sha256_hex(data: bytes) -> str:
 
 def hashed_name(data: bytes, stem: str, suffix: str) -> str:
     """'<stem>_<first HASH_DIGITS hex digits of sha256(data)><suffix>'."""
-    return f"{stem}_{sha256_hex(data)[:HASH_DIGITS]}{suffix}"
+    return digest_name(sha256_hex(data), stem, suffix)
+
+
+def digest_name(digest: str, stem: str, suffix: str) -> str:
+    """:func:`hashed_name` from the sha256 hex digest already computed."""
+    return f"{stem}_{digest[:HASH_DIGITS]}{suffix}"

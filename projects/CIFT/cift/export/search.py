@@ -16,8 +16,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from ..atomic import atomic_write_json
-from ..branches import BRANCH_OF_QUERY_MODALITY
-from ..branches import BRANCHES as GRAPH_BRANCHES
+from ..branches import BRANCH_OF_QUERY_MODALITY, branch_features
 from ..data.build import build_inference_loader
 from ..data.transforms import build_vi_transforms
 from ..errors import CiftInputError
@@ -90,11 +89,6 @@ def extract_features(model, paths: Sequence[str], transform, branch: str | None 
     feats = model_features(model, decoded(), flip=flip,
                            select=lambda out: branch_features(out, branch))
     return feats, kept, skipped
-
-
-def branch_features(feats: torch.Tensor, branch: str | None) -> torch.Tensor:
-    """(N, d) features of a graph branch from CIFT's (N, 2, d) output; (N, d) as they are."""
-    return feats if feats.ndim == 2 else feats[:, GRAPH_BRANCHES.index(branch)]
 
 
 def search_features(model, queries: torch.Tensor, gallery: torch.Tensor, branch: str | None,

@@ -116,12 +116,12 @@ class CIFT(VIBaseline):
         """H2FT keeps the query/gallery split; GFT treats every node as gallery (one graph)."""
         return graph_query_mask(is_query, self.graph)
 
-    def branch_affinity(self, x: torch.Tensor, is_query: torch.Tensor, branch: str,
-                        k: int | None = None) -> torch.Tensor:
+    def branch_affinity(self, x: torch.Tensor, is_query: torch.Tensor, branch: str
+                        ) -> torch.Tensor:
         """(N, d) BNNeck features -> (N, N) affinity of `branch` (its keys, graph kind,
-        temperatures, and its k unless `k` is given)."""
+        temperatures and k)."""
         return graph_affinity(self.keys(x, branch), is_query, self.graph, tau_hom=self.tau_hom,
-                              tau_het=self.tau_het, k=self.k if k is None else k)
+                              tau_het=self.tau_het, k=self.k)
 
     def forward(self, batched_inputs: dict[str, Any] | torch.Tensor):
         pool = self.pooled_features(batched_inputs)
