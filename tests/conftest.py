@@ -23,6 +23,19 @@ def datasets_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def demo_run(datasets_root, tmp_path_factory) -> tuple[Path, dict]:
+    """One finished 2-epoch train_net run of the demo baseline on the tiny tree (TINY), and its
+    results; tests that write into the run folder copy it first."""
+    from helpers.runs import args, train_net
+
+    out = tmp_path_factory.mktemp("demo_run")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FASTREID_DATASETS", str(datasets_root))
+        results = train_net.main(args(out=out))
+    return out, results
+
+
 @pytest.fixture()
 def env(datasets_root, monkeypatch) -> Path:
     """FASTREID_DATASETS pointing at the tiny SyntheticVI tree, for one test."""

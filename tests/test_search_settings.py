@@ -19,10 +19,10 @@ from cift.search_settings import (
     transfer_settings,
 )
 from helpers import DEMO, ROOT
+from helpers import DEMO_CIFT as CIFT
 from helpers.evaluator import evaluate, noisy
 from helpers.runs import TINY
 
-CIFT = str(ROOT / "configs" / "Demo" / "cift_synthetic.yml")
 PACKAGE = ROOT / "projects" / "CIFT" / "cift"
 NEW, OLD_TRANSFER, OLD_RETRIEVAL = ("TEST.SEARCH.BACKEND", "TEST.TRANSFER.BACKEND",
                                     "TEST.RETRIEVAL.BACKEND")

@@ -28,12 +28,11 @@ from cift.data.build import load_dataset
 from cift.engine.checkpoint import AtomicCheckpointer
 from cift.errors import CiftInputError
 from cift.evaluation.tasks import build_tasks
-from helpers import ROOT, load_script
+from helpers import DEMO as BASELINE
+from helpers import DEMO_CIFT as CIFT
+from helpers import SETTINGS, load_script
 from helpers.runs import TINY as TRAIN_NET_TINY
 
-CIFT = ROOT / "configs/Demo/cift_synthetic.yml"
-BASELINE = ROOT / "configs/Demo/baseline_synthetic.yml"
-SETTINGS = ("all-single", "all-multi", "indoor-single", "indoor-multi")
 TINY = [*TRAIN_NET_TINY, "MODEL.HEADS.NUM_CLASSES", "6", "TEST.SYSU.TRIALS", "1",
         "TEST.IMS_PER_BATCH", "64", "SEED", "0"]
 MAX_QUERIES = 12

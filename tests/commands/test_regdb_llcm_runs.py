@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from cift.evaluation.tasks import llcm_tasks, regdb_tasks
-from helpers import ROOT
+from helpers import ROOT, load_script
 from helpers.runs import train_net
 from helpers.trees import make_llcm, make_regdb
 
@@ -105,11 +105,16 @@ def test_regdb_trial_runner_resumes_and_never_reruns_a_trial(regdb_env):
     assert (trial2 / "protocol_results.json").is_file()
 
 
-def test_regdb_trial_runner_rejects_bad_trials():
-    bad = subprocess.run([sys.executable, str(ROOT / "projects/CIFT/tools/run_regdb_trials.py"),
-                          "--config-file", str(ROOT / "configs/RegDB/baseline_R50.yml"),
-                          "--trials", "0,11"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "1..10" in bad.stderr and len(bad.stderr.splitlines()) == 1
+def run_regdb_trials(*argv: str) -> int:
+    """tools/run_regdb_trials.py's command line, in this process; returns its exit code."""
+    return load_script("projects/CIFT/tools/run_regdb_trials.py").main(list(argv))
+
+
+def test_regdb_trial_runner_rejects_bad_trials(capsys):
+    rc = run_regdb_trials("--config-file", str(ROOT / "configs/RegDB/baseline_R50.yml"),
+                          "--trials", "0,11")
+    stderr = capsys.readouterr().err
+    assert rc == 2 and "1..10" in stderr and len(stderr.splitlines()) == 1
 
 
 ITEMS = ([(f"v{i}", i % 3, 1 + i % 2, "visible") for i in range(6)]
@@ -157,9 +162,9 @@ def test_llcm_tasks_reference_vis_to_ir_ranks_drawn_infrared_queries():
         llcm_tasks(items, nq, vis_to_ir="published")
 
 
-def test_regdb_split_runner_takes_splits_by_their_name():
-    bad = subprocess.run([sys.executable, str(ROOT / "projects/CIFT/tools/run_regdb_trials.py"),
-                          "--config-file", str(ROOT / "configs/RegDB/baseline_R50.yml"),
-                          "--splits", "3,12"], capture_output=True, text=True)
-    assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1
-    assert "--splits '3,12'" in bad.stderr and "RegDB splits are 1..10" in bad.stderr
+def test_regdb_split_runner_takes_splits_by_their_name(capsys):
+    rc = run_regdb_trials("--config-file", str(ROOT / "configs/RegDB/baseline_R50.yml"),
+                          "--splits", "3,12")
+    stderr = capsys.readouterr().err
+    assert rc == 2 and len(stderr.splitlines()) == 1
+    assert "--splits '3,12'" in stderr and "RegDB splits are 1..10" in stderr

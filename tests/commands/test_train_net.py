@@ -3,27 +3,20 @@ train, checkpoint, resume, eval-only, and the bad inputs that must fail in one l
 from __future__ import annotations
 
 import json
-import os
 import shutil
 
 import pytest
 import torch
 
-from helpers import DEMO, ROOT, SETTINGS
+from helpers import DEMO, DEMO_CIFT, ROOT, SETTINGS
 from helpers.exports import export_model
 from helpers.runs import TINY, args, run_cli, train_net
 
 
 @pytest.fixture(scope="module")
-def trained(datasets_root, tmp_path_factory):
-    """One 2-iteration training run shared by the tests below."""
-    os.environ["FASTREID_DATASETS"] = str(datasets_root)
-    try:
-        out = tmp_path_factory.mktemp("run")
-        results = train_net.main(args(out=out))
-    finally:
-        del os.environ["FASTREID_DATASETS"]
-    return out, results
+def trained(demo_run):
+    """The session's 2-iteration training run (conftest), shared by the tests below."""
+    return demo_run
 
 
 def check_protocol_results(results: dict, main: bool = True) -> None:
@@ -149,7 +142,7 @@ def test_unreadable_image_fails_in_one_line(datasets_root, tmp_path, monkeypatch
 
 
 def test_cift_trains_and_evaluates_with_and_without_transfer(env, tmp_path):
-    cift_config = str(ROOT / "configs" / "Demo" / "cift_synthetic.yml")
+    cift_config = DEMO_CIFT
     out = tmp_path / "cift"
     results = train_net.main(args("MODEL.CIFT.CRI.SAMPLES", "2", out=out, config=cift_config))
     assert set(results) == {"CIFT", "CIFT†", "metric"}

@@ -12,12 +12,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 import cift
 from cift.data.build import VIDataset, load_dataset
 from cift.data.datasets import SYSUMM01, SyntheticVI
 from helpers.errors import error_message
+from helpers.trees import write_image
 
 VISIBLE, INFRARED = (1, 2, 4, 5), (3, 6)
 # pid -> {camera: number of images}; the counts differ so that a miscounted camera shows.
@@ -32,11 +32,6 @@ LAYOUT = {
 # as in the real files: one line of comma-separated ids (whitespace is tolerated)
 SPLITS = {"train": "1,2\n", "val": "4", "test": "5, 7\n"}
 TRAIN_IDS, TEST_IDS = (1, 2, 4), (5, 7)
-
-
-def write_image(path: Path, value: int = 128) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (4, 8), (value, 255 - value, 0)).save(path)  # 8 high x 4 wide
 
 
 def make_sysu(root: Path, layout: dict = LAYOUT, splits: dict = SPLITS) -> Path:

@@ -13,9 +13,7 @@ from cift.data.transforms import (
     erased_size,
     sample_erasing_box,
 )
-from helpers import ROOT
-
-DEMO = "configs/Demo/baseline_synthetic.yml"
+from helpers import DEMO, ROOT
 
 
 @pytest.fixture()
@@ -25,7 +23,7 @@ def image() -> Image.Image:
 
 
 def cfg(*opts: str):
-    return load_config(str(ROOT / DEMO), list(opts))
+    return load_config(DEMO, list(opts))
 
 
 def test_test_transform_resizes_to_a_0_255_tensor(image):

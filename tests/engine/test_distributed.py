@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import ROOT
+from helpers import DEMO_CIFT, ROOT
 from helpers.runs import TINY as TRAIN_NET_TINY
 
 # the end-to-end tests' tiny run, with a batch that splits into two ranks of P=2, K=4
@@ -17,7 +17,7 @@ TINY = [*TRAIN_NET_TINY, "SOLVER.IMS_PER_BATCH", "32", "SOLVER.ITERS_PER_EPOCH",
 def run(launcher: list[str], out: Path, datasets_root: Path, *flags: str
         ) -> subprocess.CompletedProcess:
     cmd = [*launcher, str(ROOT / "projects/CIFT/train_net.py"), "--config-file",
-           str(ROOT / "configs/Demo/cift_synthetic.yml"), *flags, *TINY, "OUTPUT_DIR", str(out)]
+           DEMO_CIFT, *flags, *TINY, "OUTPUT_DIR", str(out)]
     env = {**os.environ, "FASTREID_DATASETS": str(datasets_root), "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 

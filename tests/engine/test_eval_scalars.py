@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from cift.engine.hooks import eval_scalars
-from helpers import ROOT
+from helpers import DEMO_CIFT as CIFT
 from helpers.runs import args, train_net
 
-CIFT = str(ROOT / "configs" / "Demo" / "cift_synthetic.yml")
 TAG = "eval/SyntheticVI/all-single/mAP"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,9 +17,9 @@ import pytest
 from cift.engine.resume import check_resume, epoch_seeds, truncate_metrics
 from cift.errors import CiftInputError
 from helpers import DEMO, ROOT
-from helpers.runs import TINY, args, run_cli, train_net
+from helpers import DEMO_CIFT as CIFT
+from helpers.runs import TINY, run_cli
 
-CIFT = str(ROOT / "configs" / "Demo" / "cift_synthetic.yml")
 DRIVER = str(ROOT / "tests/helpers/resume_driver.py")
 # 3 epochs of 2 iterations (0-1, 2-3, 4-5), a checkpoint after each; CIFT draws CRI samples
 # from torch's generator every step and the train transforms use it too.
@@ -101,13 +102,10 @@ def test_truncate_metrics_keeps_earlier_records_in_place(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def finished(datasets_root, tmp_path_factory):
-    os.environ["FASTREID_DATASETS"] = str(datasets_root)
-    try:
-        out = tmp_path_factory.mktemp("finished")
-        train_net.main(args(out=out, config=DEMO))
-    finally:
-        del os.environ["FASTREID_DATASETS"]
+def finished(demo_run, tmp_path_factory):
+    """A copy of the session's finished demo run (conftest), which these tests resume."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    shutil.copytree(demo_run[0], out)
     return out
 
 

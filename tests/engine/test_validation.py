@@ -13,10 +13,10 @@ from fastreid.modeling.meta_arch import build_model
 from cift.config import load_config
 from cift.engine import validate
 from cift.export.safetensors_io import state_dict_to_safetensors
-from helpers import DEMO, ROOT
+from helpers import DEMO
+from helpers import DEMO_CIFT as CIFT
 from helpers.runs import TINY, train_net
 
-CIFT = str(ROOT / "configs" / "Demo" / "cift_synthetic.yml")
 TWO = ("--num-gpus", "2", "--dist-url", "auto")
 
 # (id, config, KEY VALUE options, flags, text the error line must hold). Placeholders {name}

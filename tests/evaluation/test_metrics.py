@@ -15,6 +15,7 @@ from cift.evaluation.galleries import SYSU_CAMERAS, SYSU_QUERY_CAMERAS
 from cift.evaluation.metrics import evaluate_llcm, evaluate_regdb, evaluate_sysu
 from cift.evaluation.tasks import build_tasks
 from helpers import DEMO
+from helpers.evaluator import sysu_case
 
 
 def _arrays(*values):
@@ -466,20 +467,10 @@ def image_level_cmc(dist, q_pids, g_pids, dropped, max_rank=20):
     return np.asarray(curves).mean(0)
 
 
-def cmc_case(seed, shots):
-    rng = np.random.default_rng(seed)
-    num_ids = 12
-    g_pids = np.repeat(np.arange(num_ids), 4 * shots)
-    g_cams = np.tile(np.repeat(SYSU_CAMERAS["all"], shots), num_ids)
-    q_pids = rng.integers(0, num_ids + 2, 40)  # a few query identities absent: skipped
-    q_cams = rng.choice(SYSU_QUERY_CAMERAS, 40)
-    return rng.random((40, g_pids.size)), q_pids, g_pids, q_cams, g_cams
-
-
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("shots", [1, 3])
 def test_sysu_image_level_cmc_is_the_authors_formula(seed, shots):
-    dist, q_pids, g_pids, q_cams, g_cams = cmc_case(seed, shots)
+    dist, q_pids, g_pids, q_cams, g_cams = sysu_case(40, 12, shots, seed, absent_ids=2)
     image = evaluate_sysu(dist, q_pids, g_pids, q_cams, g_cams, cmc_mode="image")
     identity = evaluate_sysu(dist, q_pids, g_pids, q_cams, g_cams)
     expected = image_level_cmc(dist, q_pids, g_pids,
@@ -515,7 +506,7 @@ def test_regdb_cmc_is_already_image_level():
 
 
 def test_unknown_mode_is_refused():
-    dist, q_pids, g_pids, q_cams, g_cams = cmc_case(0, 1)
+    dist, q_pids, g_pids, q_cams, g_cams = sysu_case(40, 12, 1, 0, absent_ids=2)
     with pytest.raises(ValueError, match="cmc_mode"):
         evaluate_sysu(dist, q_pids, g_pids, q_cams, g_cams, cmc_mode="images")
 

@@ -6,7 +6,7 @@ import pytest
 from cift import load_config
 from cift.evaluation import VIEvaluator, build_tasks
 from cift.evaluation.rerank import k_reciprocal_distance
-from helpers import ROOT
+from helpers import DEMO
 from helpers.evaluator import feed, identity_features, items
 
 
@@ -63,9 +63,9 @@ def test_lambda_one_keeps_the_original_distances():
 
 
 def test_evaluator_applies_rerank_when_enabled():
-    cfg_plain = load_config(str(ROOT / "configs/Demo/baseline_synthetic.yml"),
+    cfg_plain = load_config(DEMO,
                             ["TEST.SYSU.TRIALS", "1"])
-    cfg_rerank = load_config(str(ROOT / "configs/Demo/baseline_synthetic.yml"),
+    cfg_rerank = load_config(DEMO,
                              ["TEST.SYSU.TRIALS", "1", "TEST.RERANK.ENABLED", "True",
                               "TEST.RERANK.K1", "6", "TEST.RERANK.K2", "3"])
     query, pool = items()

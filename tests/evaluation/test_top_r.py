@@ -3,9 +3,10 @@ ranking, in both CMC modes, and AP truncated at R."""
 import numpy as np
 import pytest
 
-from cift.evaluation.galleries import LLCM_CAMERAS, SYSU_CAMERAS, SYSU_QUERY_CAMERAS
+from cift.evaluation.galleries import LLCM_CAMERAS
 from cift.evaluation.metrics import evaluate_llcm, evaluate_regdb, evaluate_sysu
 from cift.evaluation.top_r import evaluate_llcm_top_r, evaluate_regdb_top_r, evaluate_sysu_top_r
+from helpers.evaluator import sysu_case
 
 
 def matrix_search(dist, calls=None):
@@ -34,17 +35,6 @@ def reference_truncated_ap(dist, q_pids, g_pids, dropped, top_r):
                 total += hits / position
         aps.append(total / sum(matches))
     return float(np.mean(aps))
-
-
-def sysu_case(num_q, num_ids, shots, seed, absent_ids=3):
-    """Infrared queries against a gallery of `shots` images per (identity, visible camera);
-    `absent_ids` query identities have no gallery image (skipped)."""
-    rng = np.random.default_rng(seed)
-    g_pids = np.repeat(np.arange(num_ids), 4 * shots)
-    g_cams = np.tile(np.repeat(SYSU_CAMERAS["all"], shots), num_ids)
-    q_pids = rng.integers(0, num_ids + absent_ids, num_q)
-    q_cams = rng.choice(SYSU_QUERY_CAMERAS, num_q)
-    return rng.random((num_q, g_pids.size)), q_pids, g_pids, q_cams, g_cams
 
 
 def sysu_dropped(q_cams, g_cams):

@@ -1,5 +1,6 @@
 """A fake SYSU-MM01 test set fed to the evaluator: items, features that identify (or nearly
-identify) each identity, the evaluator's batched input, and one evaluation of the demo config."""
+identify) each identity, the evaluator's batched input, one evaluation of the demo config, and
+random SYSU-MM01 distance matrices for the protocol functions."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,6 +8,7 @@ import torch
 
 from cift import load_config
 from cift.evaluation import VIEvaluator, build_tasks
+from cift.evaluation.galleries import SYSU_CAMERAS, SYSU_QUERY_CAMERAS
 from helpers import DEMO
 
 
@@ -52,3 +54,14 @@ def evaluate(features, *opts, transfer=None):
 def noisy(test_items):
     """Identity features under heavy noise: imperfect metrics."""
     return identity_features(test_items, noise=0.9, seed=3)
+
+
+def sysu_case(num_q, num_ids, shots, seed, absent_ids=3):
+    """Infrared queries against a gallery of `shots` images per (identity, visible camera);
+    `absent_ids` query identities have no gallery image (skipped)."""
+    rng = np.random.default_rng(seed)
+    g_pids = np.repeat(np.arange(num_ids), 4 * shots)
+    g_cams = np.tile(np.repeat(SYSU_CAMERAS["all"], shots), num_ids)
+    q_pids = rng.integers(0, num_ids + absent_ids, num_q)
+    q_cams = rng.choice(SYSU_QUERY_CAMERAS, num_q)
+    return rng.random((num_q, g_pids.size)), q_pids, g_pids, q_cams, g_cams

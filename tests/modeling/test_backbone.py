@@ -19,12 +19,11 @@ from cift.modeling.backbone import (
     load_imagenet_state_dict,
     read_weights_file,
 )
-from helpers import ROOT
+from helpers import DEMO, ROOT
 from helpers.errors import one_line_error
 from helpers.runs import TINY, run_cli
 from helpers.unpickling import WritesAFile
 
-DEMO = str(ROOT / "configs/Demo/baseline_synthetic.yml")
 SYSU = str(ROOT / "configs/SYSU-MM01/baseline_R50.yml")
 
 

@@ -12,7 +12,7 @@ from cift.modeling.graph import (
     transfer_gallery_queries,
 )
 from cift.neighbours import nearest_neighbours, self_nearest_neighbours
-from helpers import ROOT
+from helpers import DEMO_CIFT
 
 SIZES = [(1, 1), (3, 5), (30, 50), (257, 129), (64, 700)]
 
@@ -90,7 +90,7 @@ def test_weighted_rows_sum_neighbours_through_a_valid_csr_matrix():
 
 
 def cift(*opts: str):
-    cfg = load_config(str(ROOT / "configs/Demo/cift_synthetic.yml"),
+    cfg = load_config(DEMO_CIFT,
                       ["MODEL.HEADS.NUM_CLASSES", "5", *opts])
     return build_model(cfg).eval()
 
