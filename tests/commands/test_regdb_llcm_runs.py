@@ -73,7 +73,7 @@ def test_llcm_trains_and_evaluates_both_directions(llcm_env, config):
 
 def trials_cli(env: Path, *extra: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, str(ROOT / "projects/CIFT/tools/run_regdb_trials.py"),
-           "--config-file", str(ROOT / "configs/RegDB/baseline_R50.yml"), "--trials", "1,2",
+           "--config-file", str(ROOT / "configs/RegDB/baseline_R50.yml"), "--splits", "1,2",
            *TINY, "OUTPUT_DIR", str(env / "runs"), *extra]
     return subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
 
@@ -112,7 +112,7 @@ def run_regdb_trials(*argv: str) -> int:
 
 def test_regdb_trial_runner_rejects_bad_trials(capsys):
     rc = run_regdb_trials("--config-file", str(ROOT / "configs/RegDB/baseline_R50.yml"),
-                          "--trials", "0,11")
+                          "--splits", "0,11")
     stderr = capsys.readouterr().err
     assert rc == 2 and "1..10" in stderr and len(stderr.splitlines()) == 1
 
