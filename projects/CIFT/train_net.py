@@ -55,8 +55,8 @@ def main(args):
 
 
 def run(argv=None) -> int:
-    args = argument_parser().parse_args(argv)
     try:
+        args = argument_parser().parse_args(argv)
         check_launch_arguments(args)
         world_size = args.num_gpus * args.num_machines
         if world_size > 1 and not started_by_torchrun():

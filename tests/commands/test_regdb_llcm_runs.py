@@ -19,7 +19,8 @@ from helpers.trees import make_llcm, make_regdb
 TINY = ["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.BACKBONE.DEPTH", "18x",
         "MODEL.BACKBONE.FEAT_DIM", "512", "INPUT.SIZE_TRAIN", "[32, 16]",
         "INPUT.SIZE_TEST", "[32, 16]", "INPUT.PADDING.SIZE", "2", "SOLVER.IMS_PER_BATCH", "16",
-        "SOLVER.ITERS_PER_EPOCH", "1", "SOLVER.MAX_EPOCH", "2", "SOLVER.WARMUP_EPOCHS", "1",
+        "SOLVER.ITERS_PER_EPOCH", "1", "SOLVER.MAX_EPOCH", "2", "SOLVER.STEPS", "[1]",
+        "SOLVER.WARMUP_EPOCHS", "1",
         "SOLVER.CHECKPOINT_PERIOD", "1", "SOLVER.LOG_PERIOD", "100", "TEST.EVAL_PERIOD", "2",
         "TEST.IMS_PER_BATCH", "16", "DATALOADER.NUM_WORKERS", "0", "MODEL.CIFT.CRI.SAMPLES", "2",
         "SEED", "0"]
@@ -167,4 +168,4 @@ def test_regdb_split_runner_takes_splits_by_their_name(capsys):
                           "--splits", "3,12")
     stderr = capsys.readouterr().err
     assert rc == 2 and len(stderr.splitlines()) == 1
-    assert "--splits '3,12'" in stderr and "RegDB splits are 1..10" in stderr
+    assert "--splits" in stderr and "DATASETS.REGDB.SPLIT 12: expected an int in 1..10" in stderr

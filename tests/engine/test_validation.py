@@ -247,8 +247,8 @@ def test_table_covers_every_check():
     """Each check function of CHECKS is exercised by at least one case above (by name)."""
     assert len(CASES) >= 40
     covered = {"check_device", "check_weights_path", "check_batch_keys", "check_topk_batch",
-               "check_splits", "check_num_classes", "check_sampler_fits_data", "check_test_tasks", "check_weights",
-               "check_pretrained",
+               "check_splits", "check_num_classes", "check_sampler_fits_data", "check_test_tasks",
+               "check_weights", "check_pretrained",
                # check_images: tests/data/test_image_check.py; check_resume_batch (a checkpoint in
                # OUTPUT_DIR): tests/engine/test_resume.py
                "check_images", "check_resume_batch"}

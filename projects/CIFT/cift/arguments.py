@@ -1,13 +1,13 @@
 """Command-line flags of train_net and the tools, checked when they are parsed: a flag that
 stands for a config key is checked by the config schema (`cift.config.check_value`), other
-values by a kind of the schema (`cift.config_schema`), output paths for what they must be; every
-usage error is one `error: ...` line and exit status 2, before anything is written.
+values by a kind of the schema (`cift.config_schema`), output paths for what they must be. A
+usage error is a CiftInputError like any other bad input, which the entry point prints as one
+`error: ...` line (exit status 2) before anything is written.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -20,11 +20,10 @@ __all__ = ["COUNT", "PROBABILITY", "SEED", "key_flag", "kind_flag", "one_line_er
 
 
 def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """`parser`, its usage errors printed as one `error: ...` line (argparse prints the usage
-    first), exit status 2."""
+    """`parser`, its usage errors raised as CiftInputError (one line) rather than printed after
+    the usage with an exit; --help still prints and exits."""
     def error(message: str):
-        print(f"error: {' '.join(message.split())}", file=sys.stderr)
-        sys.exit(2)
+        raise CiftInputError(" ".join(message.split()))
 
     parser.error = error
     return parser
@@ -74,7 +73,7 @@ def output_folder(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("'': expected a folder path")
     if os.path.exists(text) and not os.path.isdir(text):
-        raise argparse.ArgumentTypeError(f"{text}: exists and is not a folder")
+        raise argparse.ArgumentTypeError(f"{text}: is a file, not a folder")
     _inside_folders(text)
     return text
 

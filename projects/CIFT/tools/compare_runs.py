@@ -21,7 +21,10 @@ from cift.evaluation.report import compare_table, load_run_results  # noqa: E402
 def main(argv=None) -> int:
     parser = one_line_errors(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("runs", nargs="+", help="[LABEL=]OUTPUT_DIR of a finished run")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except CiftInputError as err:
+        return print_input_error(err)
     runs = {}
     for spec in args.runs:
         label, _, path = spec.rpartition("=")

@@ -113,10 +113,10 @@ def export(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run(argv: list[str] | None = None) -> int:
-    args = argument_parser().parse_intermixed_args(argv)
     from cift.export.onnx_export import OnnxParityError
 
     try:
+        args = argument_parser().parse_intermixed_args(argv)
         written = export(args)
     except CiftInputError as err:
         return print_input_error(err)

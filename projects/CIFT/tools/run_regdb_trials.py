@@ -83,8 +83,8 @@ def main(argv=None) -> int:
     parser.add_argument("--splits", type=parse_splits, default=list(range(1, 11)),
                         help="comma-separated split numbers (default: all ten)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         cfg = load_config(args.config_file, args.opts)
         splits = args.splits
         if tuple(cfg.DATASETS.TESTS) != ("RegDB",):

@@ -70,8 +70,8 @@ def search(args: argparse.Namespace) -> dict:
 
 
 def run(argv: list[str] | None = None) -> int:
-    args = argument_parser().parse_intermixed_args(argv)
     try:
+        args = argument_parser().parse_intermixed_args(argv)
         results = search(args)
     except CiftInputError as err:
         return print_input_error(err)

@@ -38,6 +38,7 @@ from cift.arguments import (  # noqa: E402
 )
 from cift.atomic import atomic_write_json  # noqa: E402
 from cift.config_schema import Int  # noqa: E402
+from cift.errors import CiftInputError, print_input_error  # noqa: E402
 
 AT_LEAST_2 = kind_flag(Int(2))
 
@@ -71,7 +72,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except CiftInputError as err:
+        return print_input_error(err)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = ToySettings(num_ids=args.num_ids, per_id=args.per_id, dim=args.dim,

@@ -126,8 +126,8 @@ def neighbour_groups(cfg, model, dataset: str, task: str, positions: list[int], 
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
     try:
+        args = parse_args(argv)
         loaded = [(label, *load_model(config, weights, args.opts))
                   for label, config, weights in args.model]
         cfg0 = loaded[0][1]
