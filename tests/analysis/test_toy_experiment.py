@@ -84,5 +84,4 @@ def test_command_writes_csv_figures_and_summary(tmp_path, capsys):
     assert summary["settings"]["num_ids"] == 4 and summary["reps"] == 2
     assert set(summary["observations"]["line_qa_threshold"]) == {"0.570"}
     assert "supplementary: 0.16" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        tool.main(["--out", str(out), "--per-id", "1"])
+    assert tool.main(["--out", str(out), "--per-id", "1"]) == 2

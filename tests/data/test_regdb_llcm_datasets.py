@@ -107,35 +107,9 @@ def test_regdb_trial_without_files(regdb_root: Path) -> None:
     assert str(regdb_root / "RegDB" / "idx" / "train_visible_3.txt") in error_message(info)
 
 
-def test_regdb_split_key_and_its_deprecated_name(capsys) -> None:
-    config = str(REGDB_CONFIG)
-    new = cift.load_config(config, ["DATASETS.REGDB.SPLIT", "3"])
+def test_regdb_split_key() -> None:
+    new = cift.load_config(str(REGDB_CONFIG), ["DATASETS.REGDB.SPLIT", "3"])
     assert RegDB.config_kwargs(new) == {"trial": 3}
-    assert "deprecated" not in capsys.readouterr().err
-    # the old key still selects the split, over the config file's SPLIT 1, with one line
-    old = cift.load_config(config, ["DATASETS.REGDB.TRIAL", "4"])
-    assert old.DATASETS.REGDB.SPLIT == 4 and RegDB.config_kwargs(old) == {"trial": 4}
-    err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and "DATASETS.REGDB.TRIAL" in err[0] and "DATASETS.REGDB.SPLIT" in err[0]
-    same = cift.load_config(config, ["DATASETS.REGDB.TRIAL", "4", "DATASETS.REGDB.SPLIT", "4"])
-    assert same.DATASETS.REGDB.SPLIT == 4
-
-
-def test_regdb_split_and_trial_keys_in_conflict() -> None:
-    with pytest.raises(cift.CiftInputError) as info:
-        cift.load_config(str(REGDB_CONFIG),
-                         ["DATASETS.REGDB.TRIAL", "4", "DATASETS.REGDB.SPLIT", "2"])
-    message = error_message(info)
-    assert "DATASETS.REGDB.TRIAL 4" in message and "DATASETS.REGDB.SPLIT 2" in message
-
-
-def test_regdb_deprecated_key_read_without_load_config() -> None:
-    # a fastreid-style setup (get_cfg + add_cift_config + merge) never calls load_config
-    from fastreid.config import get_cfg
-
-    cfg = cift.add_cift_config(get_cfg())
-    cfg.merge_from_list(["DATASETS.REGDB.TRIAL", "5"])
-    assert RegDB.config_kwargs(cfg) == {"trial": 5}
 
 
 @pytest.mark.parametrize("trial", [0, 11, -1, "1", 1.0, True, None])

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import cift
+from cift.config import default_config
 from cift.data.build import VIDataset, load_dataset
 from cift.data.datasets import SYSUMM01, SyntheticVI
 from helpers.errors import error_message
@@ -173,13 +174,13 @@ def test_unreadable_image(sysu_root: Path) -> None:
 def test_load_dataset_reads_fastreid_datasets(sysu_root: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FASTREID_DATASETS", str(sysu_root))
-    data = load_dataset(cift.load_config(), "SYSUMM01")
+    data = load_dataset(default_config(), "SYSUMM01")
     assert isinstance(data, SYSUMM01) and len(data.query) == 6
 
 
 def test_load_dataset_unknown_name_lists_known() -> None:
     with pytest.raises(cift.CiftInputError) as info:
-        load_dataset(cift.load_config(), "NoSuchSet")
+        load_dataset(default_config(), "NoSuchSet")
     message = error_message(info)
     assert "NoSuchSet" in message
     for known in ("SYSUMM01", "SyntheticVI", "Market1501"):

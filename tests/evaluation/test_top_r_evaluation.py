@@ -18,7 +18,7 @@ RANKS = ("R1", "R5", "R10", "R20")
 @pytest.mark.parametrize("top_r", [1, 6, 1000])
 def test_top_r_keeps_the_cmc_and_truncates_ap(top_r, backend):
     full = evaluate(noisy)
-    got = evaluate(noisy, "TEST.RETRIEVAL.TOP_R", str(top_r), "TEST.RETRIEVAL.BACKEND", backend)
+    got = evaluate(noisy, "TEST.RETRIEVAL.TOP_R", str(top_r), "TEST.SEARCH.BACKEND", backend)
     for setting in SETTINGS:
         assert list(got[setting]) == [n for m in (*RANKS, f"mAP@{top_r}") for n in (m, m + "_std")]
         for name in RANKS:
@@ -65,7 +65,7 @@ def test_feature_search_ranks_by_cosine_within_the_candidates():
 
 @pytest.mark.parametrize("opts, match", [
     (("TEST.RETRIEVAL.TOP_R", "-1"), "TOP_R -1"),
-    (("TEST.RETRIEVAL.BACKEND", "annoy"), "TEST.RETRIEVAL.BACKEND 'annoy'"),
+    (("TEST.SEARCH.BACKEND", "annoy"), "TEST.SEARCH.BACKEND 'annoy'"),
     (("TEST.RETRIEVAL.TOP_R", "10", "TEST.RERANK.ENABLED", "True"), "RERANK"),
 ])
 def test_bad_retrieval_settings_are_named(opts, match):

@@ -128,5 +128,5 @@ def test_bad_transfer_options_name_the_key():
 
     with pytest.raises(CiftInputError, match="TEST.TRANSFER.MODE"):
         cift("TEST.TRANSFER.MODE", "lazy")
-    with pytest.raises(CiftInputError, match="TEST.TRANSFER.BACKEND"):
-        cift("TEST.TRANSFER.BACKEND", "annoy")
+    with pytest.raises(CiftInputError, match="TEST.SEARCH.BACKEND"):
+        cift("TEST.SEARCH.BACKEND", "annoy")

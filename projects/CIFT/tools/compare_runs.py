@@ -13,14 +13,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
+from cift.arguments import one_line_errors  # noqa: E402
 from cift.errors import CiftInputError, print_input_error  # noqa: E402
 from cift.evaluation.report import compare_table, load_run_results  # noqa: E402
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = one_line_errors(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("runs", nargs="+", help="[LABEL=]OUTPUT_DIR of a finished run")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except CiftInputError as err:
+        return print_input_error(err)
     runs = {}
     for spec in args.runs:
         label, _, path = spec.rpartition("=")

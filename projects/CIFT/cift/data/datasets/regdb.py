@@ -6,7 +6,6 @@ from pathlib import Path
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.data.datasets.bases import ImageDataset
 
-from ...config import renamed_key_value
 from ...errors import CiftInputError
 from ..modality import INFRARED, VISIBLE
 from .common import require_dataset_folder
@@ -83,9 +82,8 @@ class RegDB(ImageDataset):
 
     @classmethod
     def config_kwargs(cls, cfg) -> dict:
-        """Constructor arguments from the config: the split DATASETS.REGDB.SPLIT (or its old
-        name DATASETS.REGDB.TRIAL, for a config not read by cift.load_config)."""
-        return dict(trial=renamed_key_value(cfg, "DATASETS.REGDB.TRIAL"))
+        """Constructor arguments from the config: the split DATASETS.REGDB.SPLIT."""
+        return dict(trial=cfg.DATASETS.REGDB.SPLIT)
 
     def __init__(self, root: str = "datasets", trial: int = 1, **kwargs):
         self.trial = check_trial(trial)
