@@ -45,6 +45,7 @@ from cases import CASES, Case  # noqa: E402
 CLASSES = ("clean", "late", "traceback", "silent", "error")
 # How bad each class is, for --compare: a case got worse when its rank rose.
 RANK = {"clean": 0, "late": 1, "silent": 2, "traceback": 2, "error": 3}
+WRITES_OK = {c.id: c.writes_ok for c in CASES}
 PROGRAMS = {"train_net": "projects/CIFT/train_net.py",
             "search": "projects/CIFT/tools/search.py",
             "export": "projects/CIFT/tools/export_model.py",
@@ -346,8 +347,9 @@ def run_case(case: Case, sweep: Sweep, number: int) -> dict:
     tmp = sweep.work / "cases" / f"c{number:03d}"
     tmp.mkdir(parents=True)
     record = {"id": case.id, "group": case.group, "expect": case.expect,
-              "program": case.program, "command": "", "rc": None, "class": "error", "note": "",
-              "files_written": 0, "dirs_created": 0, "last_line": "", "duration_s": 0.0}
+              "program": case.program, "writes_ok": case.writes_ok, "command": "", "rc": None,
+              "class": "error", "note": "", "files_written": 0, "dirs_created": 0,
+              "last_line": "", "duration_s": 0.0}
     try:
         blocked = [n for n in case.needs if n in sweep.prep_errors]
         if blocked:
@@ -436,6 +438,14 @@ def run_sweep(cases: list[Case], sweep: Sweep, jobs: int) -> list[dict]:
     return sorted(records, key=lambda r: number[r["id"]])
 
 
+def wrote_first(record: dict) -> bool:
+    """A command that ended in an error (traceback or message) after writing to its output,
+    where nothing should be written (not an interruption)."""
+    writes_ok = record.get("writes_ok", WRITES_OK.get(record["id"], False))
+    return (record["rc"] not in (0, None) and not writes_ok
+            and record["files_written"] + record["dirs_created"] > 0)
+
+
 def counts(records: list[dict], key: str | None = None) -> dict:
     """{class: n}, or {key value: {class: n}}."""
     if key is None:
@@ -459,6 +469,7 @@ def markdown(result: dict) -> str:
             f"{k}: {v}" for k, v in result["prep_errors"].items()), ""]
     lines += ["| class | cases |", "|---|---:|"]
     lines += [f"| {cls} | {result['counts'][cls]} |" for cls in shown]
+    lines += ["", derived(records)]
     for key, title in (("expect", "expectation"), ("group", "group")):
         lines += ["", f"| {title} | " + " | ".join(shown) + " |",
                   "|---|" + "---:|" * len(shown)]
@@ -475,6 +486,15 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def derived(records: list[dict]) -> str:
+    """The issue's two extra figures: tracebacks after writing, errors after writing."""
+    after = sum(r["class"] == "traceback" and r["files_written"] + r["dirs_created"] > 0
+                for r in records)
+    return (f"Tracebacks after writing to the output: {after}; commands that ended in an error "
+            f"after writing to their output (interruptions aside): "
+            f"{sum(map(wrote_first, records))}.")
+
+
 def compare(before_path: str, after_path: str) -> str:
     """The before/after table of two sweeps' JSON, and the cases that got worse."""
     before, after = (json.loads(Path(p).read_text()) for p in (before_path, after_path))
@@ -482,6 +502,7 @@ def compare(before_path: str, after_path: str) -> str:
              "|---|---:|---:|"]
     lines += [f"| {cls} | {before['counts'][cls]} | {after['counts'][cls]} |" for cls in CLASSES]
     lines.append(f"| total | {len(before['cases'])} | {len(after['cases'])} |")
+    lines += ["", "before: " + derived(before["cases"]), "after: " + derived(after["cases"])]
     old = {r["id"]: r for r in before["cases"]}
     new = {r["id"]: r for r in after["cases"]}
     worse = [(old[i], new[i]) for i in new if i in old
@@ -519,9 +540,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     parser.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"),
                         help="print the before/after table of two --json files and exit")
+    parser.add_argument("--report", metavar="JSON", help="write the summary of a --json file "
+                        "(to --markdown, else stdout) and exit")
     args = parser.parse_args(argv)
     if args.compare:
         print(compare(*args.compare), end="")
+        return 0
+    if args.report:
+        summary = markdown(json.loads(Path(args.report).read_text()))
+        if args.markdown:
+            Path(args.markdown).write_text(summary)
+        else:
+            print(summary, end="")
         return 0
     cases = select(args.only)
     if args.list:
@@ -538,6 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     began, started = time.monotonic(), time.strftime("%Y-%m-%d %H:%M:%S")
     try:
         records = run_sweep(cases, sweep, args.jobs)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as err:  # the data set
+        print(f"error: preparing the tiny data set in {tree} failed: {err}", file=sys.stderr)
+        return 1
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
