@@ -24,7 +24,6 @@ Prints one table, writes it to OUT/gpu_check.json and exits 1 naming the first f
 2. `--device cpu --tiny` runs the same functions on tiny sizes with gloo: the dry run that keeps
 this script working between GPU loans.
 """
-from __future__ import annotations
 
 import argparse
 import copy
@@ -284,9 +283,12 @@ def own_log_handlers():
 
 
 def run_options(ctx: Context, name: str, iters: int, amp: bool = False) -> list[str]:
-    """The paper config's KEY VALUE overrides for one check run: random init, `iters`
-    iterations in one epoch, one short evaluation at the end (1 trial, no plot)."""
-    return [*ctx.sizes.opts, "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.DEVICE", ctx.device,
+    """The paper config's KEY VALUE overrides for one check run: the sizes' input size, random
+    init, `iters` iterations in one epoch, one short evaluation at the end (1 trial, no
+    plot)."""
+    size = f"[{ctx.sizes.height}, {ctx.sizes.width}]"
+    return [*ctx.sizes.opts, "INPUT.SIZE_TRAIN", size, "INPUT.SIZE_TEST", size,
+            "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.DEVICE", ctx.device,
             "SOLVER.AMP.ENABLED", str(amp), "SOLVER.ITERS_PER_EPOCH", str(iters),
             "SOLVER.MAX_EPOCH", "1", "SOLVER.CHECKPOINT_PERIOD", "1", "SOLVER.LOG_PERIOD", "10",
             "TEST.EVAL_PERIOD", "1", "TEST.SYSU.TRIALS", "1", "TEST.CMC_PLOT", "False",

@@ -33,8 +33,10 @@ def dry_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict]:
     if torch.cuda.is_available():
         pytest.skip("the dry run is the CPU's (a GPU is visible)")
     out = tmp_path_factory.mktemp("gpu_check")
+    # no loader processes: inside the spawned process group they start by spawning, each
+    # importing the project again
     result = run_script("--device", "cpu", "--tiny", "--out", str(out), "--work",
-                        str(out / "work"), "--workers", "1")
+                        str(out / "work"), "--workers", "0")
     report_file = out / gpu_check.RESULTS_FILE
     assert report_file.is_file(), (result.stdout + result.stderr)[-3000:]
     return result, json.loads(report_file.read_text())
