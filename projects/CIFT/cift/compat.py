@@ -346,6 +346,12 @@ def step_trainer(trainer):
     return trainer._trainer
 
 
+def data_iterator(step):
+    """The iterator a SimpleTrainer draws each step's batch from (private `_data_loader_iter`),
+    for cift's own step (`cift.engine.amp.AutocastTrainer.run_step`)."""
+    return step._data_loader_iter
+
+
 def set_data_iterator(step, iterator) -> None:
     """The iterator a SimpleTrainer / AMPTrainer draws each step's batch from (private
     `_data_loader_iter`, which its __init__ sets once): cift starts a new one every epoch and

@@ -9,7 +9,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 from fastreid.engine import DefaultTrainer, hooks
-from fastreid.engine.train_loop import AMPTrainer, SimpleTrainer, TrainerBase
+from fastreid.engine.train_loop import SimpleTrainer, TrainerBase
 from fastreid.evaluation import inference_on_dataset
 from fastreid.utils import comm
 from fastreid.utils.events import CommonMetricPrinter
@@ -23,6 +23,7 @@ from ..evaluation import VIEvaluator, build_tasks, format_protocol_table
 from ..evaluation.cmc_plot import save_cmc_curves
 from ..evaluation.report import RESULTS_FILE
 from ..evaluation.vi_evaluator import GraphTransfer
+from .amp import AutocastTrainer
 from .checkpoint import AtomicCheckpointer
 from .epochs import EpochLoop, describe_epoch_lengths, epoch_sampler
 from .hooks import ScalarJSONWriter, ScalarTensorboardWriter, with_cift_hooks
@@ -93,12 +94,15 @@ class CIFTTrainer(EpochLoop, DefaultTrainer):
     @classmethod
     def build_step_trainer(cls, cfg, model, data_loader, optimizer, param_wrapper,
                            sampler=None) -> SimpleTrainer:
-        """fastreid's SimpleTrainer (AMPTrainer with SOLVER.AMP.ENABLED), which runs each step.
-        With an epoch-drawn loader (`sampler` not None) it gets no iterator: the train loop
-        starts one per epoch."""
-        trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
-        step = trainer_cls(model, [] if sampler is not None else data_loader, optimizer,
-                           param_wrapper)
+        """fastreid's SimpleTrainer (cift's AutocastTrainer with SOLVER.AMP.ENABLED: bfloat16
+        where supported, see cift.engine.amp), which runs each step. With an epoch-drawn loader
+        (`sampler` not None) it gets no iterator: the train loop starts one per epoch."""
+        loader = [] if sampler is not None else data_loader
+        if cfg.SOLVER.AMP.ENABLED:
+            step = AutocastTrainer(model, loader, optimizer, param_wrapper,
+                                   torch.device(cfg.MODEL.DEVICE))
+        else:
+            step = SimpleTrainer(model, loader, optimizer, param_wrapper)
         step.data_loader = data_loader
         return step
 
