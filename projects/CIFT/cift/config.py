@@ -197,6 +197,12 @@ def add_cift_config(cfg: CN) -> CN:
     # Seconds a collective may wait for the other processes before the job stops, naming the
     # rank that went silent; 0 = 300 with gloo (CPU), 1800 with NCCL (torch's default).
     _C.DIST_TIMEOUT_S = 0
+
+    # ---- TEMP until the schema lands (engineer A's add_cift_config holds this key) ----
+    # Features of every evaluation: True writes <OUTPUT_DIR>/features_<test set>.npz beside
+    # protocol_results.json (docs/features.md), which tools/evaluate_features.py scores.
+    _C.TEST.SAVE_FEATURES = False
+    # ---- end TEMP ----
     return cfg
 
 
@@ -289,3 +295,63 @@ def _yaml_problem(err: BaseException) -> str:
 def _one_line(err: BaseException) -> str:
     text = str(err.args[0]) if err.args else repr(err)
     return " ".join(text.split())
+
+
+# ---- TEMP until the schema lands: check_value for the keys that command-line flags of
+# tools/evaluate_features.py stand for (engineer A's schema declares every key) ----
+
+def _int_at_least(low: int):
+    return (lambda v: not isinstance(v, bool) and isinstance(v, int) and v >= low,
+            f"an int >= {low}")
+
+
+def _positive_finite():
+    import math
+    return (lambda v: not isinstance(v, bool) and isinstance(v, (int, float))
+            and 0 < v < math.inf, "a finite number > 0")
+
+
+def _one_of(*values):
+    return (lambda v: v in values, f"one of {values}")
+
+
+def _tuple_of(check):
+    accepts, expected = check
+    return (lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(map(accepts, v)),
+            f"a non-empty list of {expected.removeprefix('an ').removeprefix('one of ')}")
+
+
+_FLAG_KEYS = {
+    "MODEL.CIFT.GRAPH": _one_of("h2ft", "gft"),
+    "MODEL.CIFT.TOPK": _int_at_least(1),
+    "MODEL.CIFT.TAU_HOM": _positive_finite(),
+    "MODEL.CIFT.TAU_HET": _positive_finite(),
+    "MODEL.CIFT.PROJECTION": _one_of("identity", "linear"),
+    "TEST.CMC_MODE": _one_of("identity", "image"),
+    "TEST.RETRIEVAL.TOP_R": _int_at_least(0),
+    "TEST.SYSU.TRIALS": _int_at_least(1),
+    "TEST.SYSU.MODES": _tuple_of(_one_of("all", "indoor")),
+    "TEST.SYSU.SHOTS": _tuple_of(_int_at_least(1)),
+    "TEST.LLCM.SHOTS": _int_at_least(1),
+    "TEST.LLCM.TRIALS": _int_at_least(1),
+    "TEST.LLCM.VIS_TO_IR": _one_of("semantic", "reference"),
+    "TEST.RERANK.K1": _int_at_least(1),
+    "TEST.RERANK.K2": _int_at_least(1),
+    "TEST.RERANK.LAMBDA": (lambda v: not isinstance(v, bool) and isinstance(v, (int, float))
+                           and 0 <= v <= 1, "a number in [0, 1]"),
+    "TEST.TRANSFER.MODE": _one_of("auto", "dense", "sparse"),
+    "TEST.TRANSFER.SPARSE_ABOVE": _int_at_least(0),
+    "TEST.SEARCH.BACKEND": _one_of("torch", "faiss"),
+}
+
+
+def check_value(key: str, value):
+    """`value` when it is allowed for config `key`; CiftInputError("<KEY> <value!r>: expected
+    ...") otherwise."""
+    from .errors import CiftInputError
+
+    accepts, expected = _FLAG_KEYS[key]
+    if not accepts(value):
+        raise CiftInputError(f"{key} {value!r}: expected {expected}")
+    return value
+# ---- end TEMP ----
