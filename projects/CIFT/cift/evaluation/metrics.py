@@ -36,7 +36,8 @@ def identity_cmc(cmc_mode: str) -> bool:
 
 def evaluate_sysu(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
                   q_camids: np.ndarray, g_camids: np.ndarray, max_rank: int = 20,
-                  cmc_mode: str = "identity") -> tuple[np.ndarray, float, float]:
+                  cmc_mode: str = "identity", order: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, float, float]:
     """SYSU-MM01 CMC, mAP and mINP of a query-gallery distance matrix.
 
     Each query ranks the gallery by ``np.argsort(distmat, axis=1)`` (ties as numpy breaks them);
@@ -58,6 +59,7 @@ def evaluate_sysu(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
             query keeps when that is smaller (so never longer than the gallery); image-level:
             cut to the number of gallery images it keeps.
         cmc_mode: "identity" (default) or "image", see above.
+        order: ``np.argsort(distmat, axis=1)`` when the caller has it already (not checked).
 
     Returns:
         cmc: (max_rank,) float32, fraction of valid queries matched within each rank (shorter
@@ -71,11 +73,12 @@ def evaluate_sysu(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
             ``max_rank``, the reference code fails; here the CMC runs to the longer count.
     """
     return _evaluate_with_cameras(sysu_groups, distmat, q_pids, g_pids, q_camids, g_camids,
-                                  max_rank, cmc_mode)
+                                  max_rank, cmc_mode, order)
 
 
 def evaluate_regdb(
-    distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, max_rank: int = 20
+    distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, max_rank: int = 20,
+    order: np.ndarray | None = None
 ) -> tuple[np.ndarray, float, float]:
     """RegDB CMC, mAP and mINP of a query-gallery distance matrix (either direction).
 
@@ -91,6 +94,7 @@ def evaluate_regdb(
         q_pids: (num_query,) query identities.
         g_pids: (num_gallery,) gallery identities.
         max_rank: CMC length, cut to the gallery size when that is smaller (as the reference).
+        order: as in :func:`evaluate_sysu`.
 
     Returns:
         cmc: (min(max_rank, num_gallery),) float32, fraction of valid queries matched within
@@ -103,12 +107,13 @@ def evaluate_regdb(
     """
     distmat, q_pids, g_pids = _check_ranking(distmat, q_pids, g_pids, max_rank)
     groups = [(np.arange(distmat.shape[0]), None)]
-    return _evaluate(distmat, q_pids, g_pids, groups, max_rank, identity_cmc=False)
+    return _evaluate(distmat, q_pids, g_pids, groups, max_rank, identity_cmc=False, order=order)
 
 
 def evaluate_llcm(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
                   q_camids: np.ndarray, g_camids: np.ndarray, max_rank: int = 20,
-                  cmc_mode: str = "identity") -> tuple[np.ndarray, float, float]:
+                  cmc_mode: str = "identity", order: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, float, float]:
     """LLCM CMC, mAP and mINP of a query-gallery distance matrix (either direction).
 
     As :func:`evaluate_sysu` (argsort ties, identity-level CMC that keeps the first image of each
@@ -128,6 +133,7 @@ def evaluate_llcm(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
         max_rank: CMC length, cut as in :func:`evaluate_sysu`.
         cmc_mode: "identity" (default, the reference) or "image" (every gallery image counts,
             as :func:`evaluate_sysu` with ``cmc_mode="image"``).
+        order: as in :func:`evaluate_sysu`.
 
     Returns:
         cmc, mAP, mINP as :func:`evaluate_sysu`.
@@ -142,7 +148,7 @@ def evaluate_llcm(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
             discards; this returns the result instead.
     """
     return _evaluate_with_cameras(llcm_groups, distmat, q_pids, g_pids, q_camids, g_camids,
-                                  max_rank, cmc_mode)
+                                  max_rank, cmc_mode, order)
 
 
 # (query rows, kept gallery items or None for all): every query of a group drops the same items.
@@ -201,14 +207,15 @@ def check_max_rank(max_rank: int) -> None:
 
 def _evaluate_with_cameras(groups_of: GroupsOf, distmat: np.ndarray, q_pids: np.ndarray,
                           g_pids: np.ndarray, q_camids: np.ndarray, g_camids: np.ndarray,
-                          max_rank: int, cmc_mode: str) -> tuple[np.ndarray, float, float]:
+                          max_rank: int, cmc_mode: str, order: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, float, float]:
     """CMC, mAP and mINP of a protocol whose queries drop gallery items by camera
     (``groups_of``: :func:`sysu_groups` or :func:`llcm_groups`); arguments as
     :func:`evaluate_sysu`."""
     distmat, q_pids, g_pids = _check_ranking(distmat, q_pids, g_pids, max_rank)
     q_camids, g_camids = check_cameras(distmat.shape, q_camids, g_camids)
     groups = groups_of(q_pids, g_pids, q_camids, g_camids)
-    return _evaluate(distmat, q_pids, g_pids, groups, max_rank, identity_cmc(cmc_mode))
+    return _evaluate(distmat, q_pids, g_pids, groups, max_rank, identity_cmc(cmc_mode), order)
 
 
 def check_cameras(
@@ -231,6 +238,7 @@ def _evaluate(
     groups: Iterable[tuple[np.ndarray, np.ndarray | None]],
     max_rank: int,
     identity_cmc: bool,
+    order: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, float]:
     """CMC, mAP and mINP of checked arrays, the queries ranked group by group.
 
@@ -241,10 +249,11 @@ def _evaluate(
         max_rank: CMC length before the cuts.
         identity_cmc: rank among distinct gallery identities (SYSU, LLCM) instead of images
             (RegDB).
+        order: ``np.argsort(distmat, axis=1)``, or None to compute it here.
     """
     num_q, num_g = distmat.shape
     # Rank the full matrix at once: sorting masked rows could break ties differently.
-    indices = np.argsort(distmat, axis=1)
+    indices = np.argsort(distmat, axis=1) if order is None else order
     _, g_labels = np.unique(g_pids, return_inverse=True)
     # Small integer labels let the stable per-row sort below use radix sort.
     g_labels = g_labels.reshape(-1).astype(np.min_scalar_type(max(num_g - 1, 0)))
