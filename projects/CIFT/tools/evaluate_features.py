@@ -162,11 +162,11 @@ def read_files(args: argparse.Namespace) -> list[SavedFeatures]:
     if args.protocol and args.protocol != first.protocol:
         raise CiftInputError(f"{first.path}: benchmark {first.benchmark} (protocol "
                              f"{first.protocol}), but --protocol {args.protocol}")
-    for other in files[1:]:
+    for i, other in enumerate(files[1:], start=1):
         if first.protocol != "regdb" or other.benchmark != first.benchmark:
             raise CiftInputError(f"{other.path}: several files are RegDB splits only (the "
                                  f"first is {first.benchmark})")
-        if other.split in [f.split for f in files[:files.index(other)]]:
+        if other.split in [f.split for f in files[:i]]:
             raise CiftInputError(f"{other.path}: split {other.split} is given twice")
         if {k: x.shape[1] for k, x in other.features.items()} != {
                 k: x.shape[1] for k, x in first.features.items()}:
@@ -418,6 +418,11 @@ def _run(argv: list[str] | None) -> int:
     files = read_files(args)
     first = files[0]
     cfg = config(args, first, flags)
+    if args.rerank and cfg.TEST.RETRIEVAL.TOP_R:
+        raise CiftInputError("--top-r with --rerank: re-ranking needs the whole distance "
+                             "matrix; give one of them")
+    for saved in files:
+        split_rows(saved, args.query, args.gallery)
     root = args.data_root or datasets_root()
     checked = [check_against_test_split(f, root) if args.query == "query" and
                args.gallery is None else False for f in files]
