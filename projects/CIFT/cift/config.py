@@ -105,8 +105,9 @@ def add_cift_config(cfg: CN) -> CN:
     # when queries + gallery exceed SPARSE_ABOVE images.
     _C.TEST.TRANSFER = CN()
     _C.TEST.TRANSFER.MODE = "auto"
-    # size (queries + gallery) above which "auto" goes sparse.
-    _C.TEST.TRANSFER.SPARSE_ABOVE = 4096
+    # size (queries + gallery) above which "auto" goes sparse; 0 = always: the neighbour lists
+    # were faster at every graph size of the protocols on the CPU (bench/features_tool.py).
+    _C.TEST.TRANSFER.SPARSE_ABOVE = 0
     # deprecated, use TEST.SEARCH.BACKEND ("" = not set).
     _C.TEST.TRANSFER.BACKEND = ""
 
