@@ -77,6 +77,21 @@ def test_slices_are_used_unless_rounding_could_reorder_a_row():
         assert (shared.ranking(q, g)[1] is None) == both
 
 
+def test_large_trials_read_their_order_off_the_sorted_product():
+    rng = np.random.default_rng(1)
+    x = _features(rng, 130, 64, "random").astype(np.float64)
+    big = (np.arange(50), rng.permutation(np.arange(50, 130))[:60])
+    small = (np.arange(50), rng.permutation(np.arange(50, 130))[:10])
+    shared = PairwiseRankings(x, [big, small])
+    calls = []
+    sorted_rows = shared.sorted_rows
+    shared.sorted_rows = lambda: calls.append(1) or sorted_rows()
+    for q, g in (big, small):
+        dist, order = shared.ranking(q, g)
+        np.testing.assert_array_equal(order, np.argsort(-(x[q] @ x[g].T), axis=1))
+    assert calls == [1]  # the big trial only; the small one sorts its slice
+
+
 def test_order_is_certain_by_hand():
     dist = np.array([[0.3, 0.1, 0.2]])
     order = np.argsort(dist, axis=1)

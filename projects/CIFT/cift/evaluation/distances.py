@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["MAX_UNION_ENTRIES", "RAW_DTYPE", "PairwiseRankings", "l2_normalise",
+__all__ = ["MAX_UNION_ENTRIES", "RAW_DTYPE", "PairwiseRankings", "certain_rows", "l2_normalise",
            "negative_inner_product", "order_is_certain", "trial_rankings"]
 
 # Precision of the raw features' product: the public scripts' feature arrays are float64.
@@ -53,31 +53,46 @@ def product_error_bound(q_norms: np.ndarray, g_max_norm: float, dim: int) -> np.
     return 2.0 * gamma * q_norms * g_max_norm
 
 
-def order_is_certain(dist: np.ndarray, order: np.ndarray, q_norms: np.ndarray,
-                     g_norms: np.ndarray, dim: int) -> bool:
-    """Whether every float64 evaluation of the same −q·gᵀ ranks each row as ``order`` does.
+def certain_rows(dist: np.ndarray, order: np.ndarray, q_norms: np.ndarray, g_max_norm: float,
+                 dim: int) -> np.ndarray:
+    """Which rows every float64 evaluation of the same −q·gᵀ ranks as ``order`` does.
 
-    True when each row's sorted distances are further apart than twice the rounding bound of
-    :func:`product_error_bound` (times 2 for margin): no other summation order can then swap two
-    of them. Exact ties and near-ties give False.
+    A row is certain when its sorted distances are further apart than twice the rounding bound
+    of :func:`product_error_bound` (times 2 for margin): no other summation order can then swap
+    two of them. Exact ties and near-ties make a row uncertain. Dropping columns keeps a row
+    certain (the gaps between the remaining values only grow).
 
     Args:
         dist: (Q, G) float64 distances. order: (Q, G) ``np.argsort(dist, axis=1)``.
-        q_norms: (Q,) and g_norms: (G,) L2 norms of the query and gallery rows. dim: d.
+        q_norms: (Q,) L2 norms of the query rows. g_max_norm: the largest gallery row norm.
+        dim: d.
+    Returns:
+        (Q,) bool.
     """
-    if dist.shape[1] < 2 or dist.shape[0] == 0:
-        return True
+    if dist.shape[1] < 2:
+        return np.ones(dist.shape[0], dtype=bool)
     gaps = np.diff(np.take_along_axis(dist, order, axis=1), axis=1).min(axis=1)
-    return bool((gaps > 4.0 * product_error_bound(q_norms, float(g_norms.max()), dim)).all())
+    return gaps > 4.0 * product_error_bound(q_norms, g_max_norm, dim)
+
+
+def order_is_certain(dist: np.ndarray, order: np.ndarray, q_norms: np.ndarray,
+                     g_norms: np.ndarray, dim: int) -> bool:
+    """Whether every row of ``order`` is certain (:func:`certain_rows`); g_norms: (G,)."""
+    if dist.shape[0] == 0:
+        return True
+    return bool(certain_rows(dist, order, q_norms, float(g_norms.max()), dim).all())
 
 
 class PairwiseRankings:
     """−q·gᵀ of every (query, gallery item) pair that some trials use, computed once as one
     product, and each trial's distances sliced from it.
 
-    A trial's slice is used with its ranking when :func:`order_is_certain`; otherwise the trial's
-    own product of its rows (the public scripts' arrays: the trial's queries in order, its
-    gallery in draw order) replaces it, so the result equals that product's ranking either way.
+    A trial's ranking comes from the product when no rounding can change it
+    (:func:`certain_rows`): read off the product's own sorted rows for a large gallery (a row
+    that is certain over every column stays certain over a trial's), or sorted from the slice.
+    Otherwise the trial's own product of its rows (the public scripts' arrays: the trial's
+    queries in order, its gallery in draw order) replaces it, so the result equals that
+    product's ranking either way.
     """
 
     def __init__(self, x: np.ndarray, trials: Sequence[Trial]):
@@ -86,6 +101,7 @@ class PairwiseRankings:
         self.gallery = np.unique(np.concatenate([g for _, g in trials]))
         self.union = negative_inner_product(x[self.queries], x[self.gallery])
         self.norms = np.linalg.norm(x, axis=1)
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
 
     @staticmethod
     def fits(trials: Sequence[Trial]) -> bool:
@@ -94,11 +110,29 @@ class PairwiseRankings:
         g = np.unique(np.concatenate([g for _, g in trials])).size
         return q * g <= MAX_UNION_ENTRIES
 
+    def sorted_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The product's argsort per row and which rows are certain (computed once)."""
+        if self._sorted is None:
+            order = np.argsort(self.union, axis=1)
+            certain = certain_rows(self.union, order, self.norms[self.queries],
+                                   float(self.norms[self.gallery].max()), self.x.shape[1])
+            self._sorted = order, certain
+        return self._sorted
+
     def ranking(self, q: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(Q, G) distances of one trial and their ``np.argsort(axis=1)`` (None when the
         trial's own product was computed: the metric sorts it)."""
-        dist = self.union[np.ix_(np.searchsorted(self.queries, q),
-                                 np.searchsorted(self.gallery, g))]
+        rows, cols = np.searchsorted(self.queries, q), np.searchsorted(self.gallery, g)
+        dist = self.union[np.ix_(rows, cols)]
+        # reading a trial's order off the sorted product costs a pass over all its columns:
+        # worth it for galleries of a quarter of them or more (sorting the slice is dearer)
+        if 4 * cols.size >= self.gallery.size and np.unique(cols).size == cols.size:
+            order, certain = self.sorted_rows()
+            if certain[rows].all():
+                position = np.full(self.gallery.size, -1)
+                position[cols] = np.arange(cols.size)
+                ranked = position[order[rows]]
+                return dist, ranked[ranked >= 0].reshape(rows.size, cols.size)
         order = np.argsort(dist, axis=1)
         if order_is_certain(dist, order, self.norms[q], self.norms[g], self.x.shape[1]):
             return dist, order
