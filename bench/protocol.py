@@ -21,11 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "projects" / "CIFT"))
 
 from cift.evaluation.tasks import run_tasks, run_tasks_top_r, sysu_tasks  # noqa: E402
-from cift.evaluation.vi_evaluator import protocol_distance, protocol_retrieval  # noqa: E402
-from cift.modeling.graph import (  # noqa: E402
-    sparse_transfer_gallery_queries,
-    transfer_gallery_queries,
-)
+from cift.evaluation.vi_evaluator import protocol_distances, protocol_retrieval  # noqa: E402
+from cift.modeling.graph import GraphSettings  # noqa: E402
+from cift.modeling.transfer import test_time_transfer  # noqa: E402
 
 
 def sysu_sized_items(rng: np.random.Generator, per_folder: int = 12) -> tuple[list, int]:
@@ -55,21 +53,22 @@ def main() -> None:
     centres = rng.standard_normal((96, args.dim)).astype(np.float32)
     feats = centres[[it[1] for it in items]] + 3.0 * rng.standard_normal(
         (len(items), args.dim)).astype(np.float32)
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)  # as the evaluator ranks them
     start = time.perf_counter()
     tasks = sysu_tasks(items, num_query)
     t_draws = time.perf_counter() - start
-    fn = sparse_transfer_gallery_queries if args.transfer == "sparse" else transfer_gallery_queries
+    form = "sparse" if args.transfer == "sparse" else "chunked"  # the model's dense form
 
     def transfer(gallery, queries, branch):
-        g, q = fn(torch.from_numpy(gallery), torch.from_numpy(queries))
+        g, q = test_time_transfer(torch.from_numpy(gallery), torch.from_numpy(queries),
+                                  GraphSettings(), form=form)
         return g.numpy(), q.numpy()
 
     def score(transfer_fn):
         if args.top_r:
             return run_tasks_top_r(lambda b: feats, items, tasks, lambda b: protocol_retrieval(
                 transfer_fn, b, args.backend), args.top_r)
-        return run_tasks(lambda b: feats, items, tasks,
-                         lambda b: protocol_distance(transfer_fn, b))
+        return run_tasks(lambda b: feats, items, tasks, protocol_distances(transfer_fn))
 
     sizes = {t.name: len(t.trials[0][1]) for t in tasks}
     start = time.perf_counter()
