@@ -111,27 +111,33 @@ class PairwiseRankings:
         return q * g <= MAX_UNION_ENTRIES
 
     def sorted_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """The product's argsort per row and which rows are certain (computed once)."""
+        """The product's argsort per row (int32) and which rows are certain (computed once)."""
         if self._sorted is None:
             order = np.argsort(self.union, axis=1)
             certain = certain_rows(self.union, order, self.norms[self.queries],
                                    float(self.norms[self.gallery].max()), self.x.shape[1])
-            self._sorted = order, certain
+            self._sorted = order.astype(np.int32), certain
         return self._sorted
+
+    def _rows(self, matrix: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """`matrix`'s rows `rows` (the matrix itself when they are all of them, in order)."""
+        if rows.size == self.queries.size and (rows == np.arange(rows.size)).all():
+            return matrix
+        return np.take(matrix, rows, axis=0)
 
     def ranking(self, q: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(Q, G) distances of one trial and their ``np.argsort(axis=1)`` (None when the
         trial's own product was computed: the metric sorts it)."""
         rows, cols = np.searchsorted(self.queries, q), np.searchsorted(self.gallery, g)
-        dist = self.union[np.ix_(rows, cols)]
+        dist = np.take(self._rows(self.union, rows), cols, axis=1)
         # reading a trial's order off the sorted product costs a pass over all its columns:
         # worth it for galleries of a quarter of them or more (sorting the slice is dearer)
         if 4 * cols.size >= self.gallery.size and np.unique(cols).size == cols.size:
             order, certain = self.sorted_rows()
             if certain[rows].all():
-                position = np.full(self.gallery.size, -1)
+                position = np.full(self.gallery.size, -1, dtype=np.int32)
                 position[cols] = np.arange(cols.size)
-                ranked = position[order[rows]]
+                ranked = position[self._rows(order, rows)]
                 return dist, ranked[ranked >= 0].reshape(rows.size, cols.size)
         order = np.argsort(dist, axis=1)
         if order_is_certain(dist, order, self.norms[q], self.norms[g], self.x.shape[1]):

@@ -254,9 +254,14 @@ def _evaluate(
     num_q, num_g = distmat.shape
     # Rank the full matrix at once: sorting masked rows could break ties differently.
     indices = np.argsort(distmat, axis=1) if order is None else order
-    _, g_labels = np.unique(g_pids, return_inverse=True)
-    # Small integer labels let the stable per-row sort below use radix sort.
-    g_labels = g_labels.reshape(-1).astype(np.min_scalar_type(max(num_g - 1, 0)))
+    g_unique, g_labels = np.unique(g_pids, return_inverse=True)
+    # Identities as small integer labels (gathered per ranked item: one byte where they fit);
+    # a query identity absent from the gallery gets the unused label g_unique.size.
+    labels = np.min_scalar_type(g_unique.size)
+    g_labels = g_labels.reshape(-1).astype(labels)
+    q_slot = np.searchsorted(g_unique, q_pids).clip(0, max(g_unique.size - 1, 0))
+    q_labels = np.where(g_unique[q_slot] == q_pids, q_slot, g_unique.size).astype(labels) \
+        if g_unique.size else np.zeros(num_q, dtype=labels)
 
     ap, inp = np.zeros(num_q), np.zeros(num_q)
     valid = np.zeros(num_q, dtype=bool)
@@ -277,7 +282,7 @@ def _evaluate(
             order = indices[block]
             if keep is not None:
                 order = order[keep[order]].reshape(block.size, kept)
-            result = _rank_block(order, q_pids[block], g_pids, g_labels if identity_cmc else None)
+            result = _rank_block(order, q_labels[block], g_labels, identity_cmc)
             valid[block], ap[block], inp[block], rank[block] = result
 
     if not valid.any():
@@ -291,24 +296,23 @@ def _evaluate(
 
 
 def _rank_block(
-    order: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, g_labels: np.ndarray | None
+    order: np.ndarray, q_labels: np.ndarray, g_labels: np.ndarray, identity_rank: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-query validity, AP, INP and rank of the first match in kept rankings.
 
     Args:
         order: (n, k) gallery indices, closest first, after the camera removal.
-        q_pids: (n,) query identities.
-        g_pids: (num_gallery,) gallery identities.
-        g_labels: (num_gallery,) gallery identities as indices into their sorted unique values,
-            for an identity-level rank; None for an image-level rank.
+        q_labels: (n,) query identities as labels of the gallery's (another value when absent).
+        g_labels: (num_gallery,) gallery identities as indices into their sorted unique values.
+        identity_rank: rank among distinct gallery identities instead of images.
 
     Returns:
         valid (n,) bool, ap (n,), inp (n,) (zero where not valid), and rank (n,) int: how many
-        distinct gallery identities (or, without g_labels, gallery images) precede the first
+        distinct gallery identities (or, without identity_rank, gallery images) precede the first
         correct match.
     """
     n, k = order.shape
-    matches = (g_pids[order] == q_pids[:, None]).astype(np.int32)
+    matches = g_labels[order] == q_labels[:, None]
     valid = matches.any(1)
     ap, inp, id_rank = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
     if k == 0:
@@ -323,22 +327,32 @@ def _rank_block(
         inp[valid] = num_rel / (last + 1.0)
 
     first_match = np.argmax(matches, axis=1)
-    if g_labels is None:
+    if not identity_rank:
         return valid, ap, inp, first_match
-    return valid, ap, inp, _identities_before(g_labels[order], first_match)
+    return valid, ap, inp, _identities_before(order, g_labels, first_match)
 
 
-def _identities_before(labels: np.ndarray, position: np.ndarray) -> np.ndarray:
+def _identities_before(order: np.ndarray, g_labels: np.ndarray, position: np.ndarray
+                       ) -> np.ndarray:
     """How many distinct identities occur before ``position`` in each ranked row.
 
+    Only each row's first ``position`` items are read (their total, usually far below n * k).
+
     Args:
-        labels: (n, k) identity labels of ranked gallery items (small non-negative ints).
+        order: (n, k) gallery indices, closest first.
+        g_labels: (num_gallery,) identity labels (small non-negative ints).
         position: (n,) 0-based positions, at most k.
     Returns:
         (n,) int counts.
     """
-    by_label, first = first_occurrences(labels)
-    return (first & (by_label < position[:, None])).sum(1)
+    n = order.shape[0]
+    position = np.asarray(position, dtype=np.int64)
+    rows = np.repeat(np.arange(n), position)
+    places = np.arange(rows.size) - np.repeat(np.cumsum(position) - position, position)
+    num_labels = int(g_labels.max(initial=0)) + 1
+    # one key per (row, identity) seen in the row's prefix
+    keys = np.unique(rows * num_labels + g_labels[order[rows, places]])
+    return np.bincount(keys // num_labels, minlength=n)
 
 
 def first_occurrences(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
