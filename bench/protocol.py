@@ -6,9 +6,12 @@ single / multi-shot) and 112 / 1,120 (indoor) images drawn from a 96-identity vi
     .venv/bin/python bench/protocol.py [--dim 2048] [--transfer dense|sparse] [--top-r R]
 
 With --top-r R the trials are scored from each query's R nearest gallery images
-(TEST.RETRIEVAL.TOP_R) instead of full distance matrices.
+(TEST.RETRIEVAL.TOP_R) instead of full distance matrices. Prints wall-clock and CPU seconds: on
+a busy machine, the CPU time of a one-thread run (OMP_NUM_THREADS=1) bounds its wall-clock time
+on an idle one.
 """
 import argparse
+import os
 import resource
 import sys
 import time
@@ -54,6 +57,7 @@ def main() -> None:
     feats = centres[[it[1] for it in items]] + 3.0 * rng.standard_normal(
         (len(items), args.dim)).astype(np.float32)
     feats /= np.linalg.norm(feats, axis=1, keepdims=True)  # as the evaluator ranks them
+    cpu = time.process_time()
     start = time.perf_counter()
     tasks = sysu_tasks(items, num_query)
     t_draws = time.perf_counter() - start
@@ -77,11 +81,14 @@ def main() -> None:
     start = time.perf_counter()
     plain = score(None)
     t_plain = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"queries={num_query} gallery sizes={sizes} dim={args.dim} transfer={args.transfer} "
-          f"top_r={args.top_r or 'off'} threads={torch.get_num_threads()}")
+          f"top_r={args.top_r or 'off'} threads={torch.get_num_threads()} "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"gallery draws {t_draws:.1f} s | CIFT (transfer + protocol) {t_cift:.1f} s | "
-          f"CIFT† (protocol) {t_plain:.1f} s | total {t_draws + t_cift + t_plain:.1f} s | "
+          f"CIFT† (protocol) {t_plain:.1f} s | total {t_draws + t_cift + t_plain:.1f} s "
+          f"({cpu:.1f} s CPU) | "
           f"peak RSS {rss:.0f} MiB")
     r1 = (cift["all-single"]["R1"], plain["all-single"]["R1"])
     print(f"all-single R1: CIFT {r1[0]:.1f}, CIFT† {r1[1]:.1f}")
