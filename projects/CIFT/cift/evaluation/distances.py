@@ -25,6 +25,8 @@ RAW_DTYPE = np.float64
 MAX_UNION_ENTRIES = 2**27
 # Unit roundoff of float64.
 _UNIT_ROUNDOFF = 2.0**-53
+# Rows checked at once (bounds the temporaries of the rounding check).
+_BLOCK = 1024
 
 # (trial query indices, trial gallery indices) into the feature rows
 Trial = tuple[np.ndarray, np.ndarray]
@@ -71,7 +73,11 @@ def certain_rows(dist: np.ndarray, order: np.ndarray, q_norms: np.ndarray, g_max
     """
     if dist.shape[1] < 2:
         return np.ones(dist.shape[0], dtype=bool)
-    gaps = np.diff(np.take_along_axis(dist, order, axis=1), axis=1).min(axis=1)
+    gaps = np.empty(dist.shape[0])
+    for start in range(0, dist.shape[0], _BLOCK):  # bounded temporaries on large products
+        rows = slice(start, start + _BLOCK)
+        ranked = np.take_along_axis(dist[rows], order[rows], axis=1)
+        gaps[rows] = np.diff(ranked, axis=1).min(axis=1)
     return gaps > 4.0 * product_error_bound(q_norms, g_max_norm, dim)
 
 
