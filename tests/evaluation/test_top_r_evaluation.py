@@ -51,16 +51,20 @@ def test_top_r_transfers_each_trial_before_the_search():
     assert got["CIFT"]["all-single"]["R1"] != got["CIFT\u2020"]["all-single"]["R1"]
 
 
-def test_feature_search_ranks_by_cosine_within_the_candidates():
+def test_feature_search_ranks_by_inner_product_within_the_candidates():
+    # Rows of different lengths: the search ranks q.g of the features as given (the full
+    # rankings' -q.g), which here differs from ranking by cosine.
     rng = np.random.default_rng(0)
-    q, g = rng.standard_normal((9, 4)), rng.standard_normal((30, 4))
-    cos = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (
-        g / np.linalg.norm(g, axis=1, keepdims=True)).T
+    q, g = rng.standard_normal((9, 4)), rng.standard_normal((30, 4)) * rng.uniform(0.2, 3, (30, 1))
+    dot = q @ g.T
+    cos = dot / np.linalg.norm(q, axis=1, keepdims=True) / np.linalg.norm(g, axis=1)
     search = feature_search(q, g)
     rows, columns = np.array([1, 4, 8]), np.arange(0, 30, 3)
-    np.testing.assert_array_equal(search(rows, None, 5), np.argsort(-cos[rows], axis=1)[:, :5])
+    np.testing.assert_array_equal(search(rows, None, 5), np.argsort(-dot[rows], axis=1)[:, :5])
     np.testing.assert_array_equal(search(rows, columns, 50),
-                                  np.argsort(-cos[rows][:, columns], axis=1))
+                                  np.argsort(-dot[rows][:, columns], axis=1))
+    assert not np.array_equal(np.argsort(-dot[rows], axis=1)[:, :5],
+                              np.argsort(-cos[rows], axis=1)[:, :5])
 
 
 @pytest.mark.parametrize("opts, match", [

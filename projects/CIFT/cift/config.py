@@ -184,8 +184,9 @@ TEST_KEYS = {
     # when queries + gallery exceed SPARSE_ABOVE images.
     "TEST.TRANSFER.MODE": Key("auto", Choice(imported("cift.search_settings",
                                                       "TRANSFER_MODES"))),
-    # size (queries + gallery) above which "auto" goes sparse.
-    "TEST.TRANSFER.SPARSE_ABOVE": Key(4096, Int(0)),
+    # size (queries + gallery) above which "auto" goes sparse; 0 = always: the neighbour lists
+    # were faster at every graph size of the protocols on the CPU (bench/features_tool.py).
+    "TEST.TRANSFER.SPARSE_ABOVE": Key(0, Int(0)),
     # The neighbour search of the sparse test-time transfer and of the top-R lists: "torch"
     # (blocked matmul + topk, GPU when there is one) or "faiss" (IndexFlatIP, on the GPU when
     # faiss has one).

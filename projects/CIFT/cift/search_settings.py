@@ -25,7 +25,7 @@ class TransferSettings:
     """How a CIFT model builds its test-time H2FT graph: densely or from neighbour lists."""
 
     mode: str = "auto"
-    sparse_above: int = 4096
+    sparse_above: int = 0  # TEST.TRANSFER.SPARSE_ABOVE's default
     backend: str = SEARCH_BACKENDS[0]
 
     def sparse(self, num_nodes: int) -> bool:

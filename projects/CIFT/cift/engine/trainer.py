@@ -28,6 +28,7 @@ from .checkpoint import AtomicCheckpointer
 from .epochs import EpochLoop, describe_epoch_lengths, epoch_sampler
 from .hooks import ScalarJSONWriter, ScalarTensorboardWriter, with_cift_hooks
 from .resume import RunState, check_resume, check_resumed_shapes, truncate_metrics
+from .saved_features import features_sink, with_backbone_features
 from .schedule import EpochLRScheduler, check_schedule
 
 logger = logging.getLogger(__name__)
@@ -178,11 +179,13 @@ class CIFTTrainer(EpochLoop, DefaultTrainer):
     @classmethod
     def build_evaluator(cls, cfg, dataset_name: str, output_dir=None, model=None):
         """Test loader and the evaluator of the data set's protocol; a CIFT `model` supplies its
-        test-time transfer."""
+        test-time transfer. With TEST.SAVE_FEATURES the evaluator writes the features file."""
         loader, num_query, data = build_vi_test_loader(cfg, dataset_name)
         items = data.query + data.gallery
         tasks = build_tasks(cfg, data.protocol, items, num_query)
-        return loader, VIEvaluator(cfg, items, tasks, transfer=numpy_transfer(model))
+        return loader, VIEvaluator(cfg, items, tasks, transfer=numpy_transfer(model),
+                                   save_features=features_sink(cfg, dataset_name, data, items,
+                                                               num_query))
 
     @classmethod
     def test(cls, cfg, model) -> OrderedDict:
@@ -194,8 +197,9 @@ class CIFTTrainer(EpochLoop, DefaultTrainer):
         results, curves = OrderedDict(), OrderedDict()
         for name in cfg.DATASETS.TESTS:
             loader, evaluator = cls.build_evaluator(cfg, name, model=model)
-            results[name] = inference_on_dataset(model, loader, evaluator,
-                                                 flip_test=cfg.TEST.FLIP.ENABLED)
+            with with_backbone_features(model, enabled=evaluator.save_features is not None):
+                results[name] = inference_on_dataset(model, loader, evaluator,
+                                                     flip_test=cfg.TEST.FLIP.ENABLED)
             curves[name] = evaluator.cmc_curves
             if comm.is_main_process():
                 logger.info("\n" + format_protocol_table(results[name], title=f"{name} protocol "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from dataclasses import dataclass
 
 import torch
 
@@ -368,6 +369,24 @@ def transfer_gallery_queries(
         outs.append(weights[:, :-1] @ gallery + weights[:, -1:] * q)
     query_out = torch.cat(outs) if outs else queries[:0]
     return gallery_out, query_out
+
+
+# ---- TEMP until engineer C's module lands: the graph settings of the test-time transfer ----
+@dataclass(frozen=True)
+class GraphSettings:
+    """The graph kind, temperatures and k of a CIFT graph (MODEL.CIFT.*)."""
+
+    graph: str = "h2ft"
+    tau_hom: float = DEFAULT_TAU_HOM
+    tau_het: float = DEFAULT_TAU_HET
+    k: int = DEFAULT_K
+
+    @classmethod
+    def from_config(cls, cfg) -> GraphSettings:
+        """MODEL.CIFT.GRAPH/TAU_HOM/TAU_HET/TOPK (checked at config load)."""
+        c = cfg.MODEL.CIFT
+        return cls(graph=c.GRAPH, tau_hom=c.TAU_HOM, tau_het=c.TAU_HET, k=c.TOPK)
+# ---- end TEMP ----
 
 
 def _sparse_rows(sims: torch.Tensor, tau: float, k: int) -> torch.Tensor:
