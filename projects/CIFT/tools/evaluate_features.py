@@ -176,8 +176,11 @@ def read_files(args: argparse.Namespace) -> list[SavedFeatures]:
 
 
 def config(args: argparse.Namespace, saved: SavedFeatures, flags: dict[str, list]):
-    """Config defaults, the file's recorded settings, then the flags (first grid values)."""
-    opts = []
+    """A CIFT config of the file's data set, the file's recorded settings, then the flags
+    (first grid values)."""
+    # fastreid's own defaults (Baseline, EmbeddingHead, Market1501) are not a cift config
+    opts = ["MODEL.META_ARCHITECTURE", "CIFT", "MODEL.HEADS.NAME", "BNNeckHead",
+            "DATASETS.NAMES", (saved.dataset,), "DATASETS.TESTS", (saved.dataset,)]
     for key, value in saved.settings.items():
         try:
             opts += [key, check_value(key, value)]
