@@ -22,6 +22,7 @@ from cift.engine.checkpoint import (
     add_trust_argument,
     num_classes_in_checkpoint,
 )
+from cift.engine.interrupt import reports_interruptions
 from cift.engine.launch import launch, started_by_torchrun
 from cift.engine.setup import check_job, setup
 from cift.errors import CiftInputError, CiftJobError, print_input_error
@@ -53,6 +54,7 @@ def main(args):
     return trainer.train()
 
 
+@reports_interruptions  # SIGINT / SIGTERM: one line, exit 128 + signal number
 def run(argv=None) -> int:
     args = argument_parser().parse_args(argv)
     try:

@@ -183,7 +183,6 @@ class AtomicCheckpointer(Checkpointer):
         self.trust = trust
         self.unused = tuple(unused)
         self.loaded_state: dict[str, Any] = {}
-        self.last_saved: dict[str, Any] = {}  # the keyword arguments of the last save, its name
         self._loading = ""
 
     def save(self, name: str, **kwargs: Any) -> None:
@@ -206,7 +205,6 @@ class AtomicCheckpointer(Checkpointer):
         self.logger.info(f"Saving checkpoint to {path}")
         atomic_write(path, lambda f: torch.save(data, f))
         self.tag_last_checkpoint(f"{name}.pth")
-        self.last_saved = dict(kwargs, name=name)
         interrupted = os.path.join(self.save_dir, f"{INTERRUPTED_NAME}.pth")
         if name != INTERRUPTED_NAME and os.path.isfile(interrupted):
             os.remove(interrupted)

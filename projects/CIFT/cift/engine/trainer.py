@@ -9,7 +9,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 from fastreid.engine import DefaultTrainer, hooks
-from fastreid.engine.train_loop import AMPTrainer, SimpleTrainer, TrainerBase
+from fastreid.engine.train_loop import SimpleTrainer, TrainerBase
 from fastreid.evaluation import inference_on_dataset
 from fastreid.utils import comm
 from fastreid.utils.events import CommonMetricPrinter
@@ -26,8 +26,9 @@ from ..evaluation.vi_evaluator import GraphTransfer
 from .checkpoint import AtomicCheckpointer
 from .epochs import EpochLoop, describe_epoch_lengths, epoch_sampler
 from .hooks import ScalarJSONWriter, ScalarTensorboardWriter, with_cift_hooks
-from .resume import RunState, check_resume, check_resumed_shapes, truncate_metrics
+from .resume import RunState, check_resume, check_resumed_shapes
 from .schedule import EpochLRScheduler, check_schedule
+from .step_guards import GuardedAMPTrainer, GuardedSimpleTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +94,10 @@ class CIFTTrainer(EpochLoop, DefaultTrainer):
     @classmethod
     def build_step_trainer(cls, cfg, model, data_loader, optimizer, param_wrapper,
                            sampler=None) -> SimpleTrainer:
-        """fastreid's SimpleTrainer (AMPTrainer with SOLVER.AMP.ENABLED), which runs each step.
-        With an epoch-drawn loader (`sampler` not None) it gets no iterator: the train loop
-        starts one per epoch."""
-        trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
+        """fastreid's SimpleTrainer (AMPTrainer with SOLVER.AMP.ENABLED), which runs each step,
+        with the finite-loss guard (`cift.engine.step_guards`). With an epoch-drawn loader
+        (`sampler` not None) it gets no iterator: the train loop starts one per epoch."""
+        trainer_cls = GuardedAMPTrainer if cfg.SOLVER.AMP.ENABLED else GuardedSimpleTrainer
         step = trainer_cls(model, [] if sampler is not None else data_loader, optimizer,
                            param_wrapper)
         step.data_loader = data_loader
@@ -128,8 +129,9 @@ class CIFTTrainer(EpochLoop, DefaultTrainer):
 
     def resume_or_load(self, resume: bool = True) -> None:
         """fastreid's resume_or_load, plus: the per-GPU batch must be the checkpoint's, the
-        sampler and run seeds come back, and metrics.json loses the records the killed run
-        wrote after its last checkpoint."""
+        sampler and run seeds come back, and so do a mid-epoch checkpoint's position and this
+        rank's generator states (`cift.engine.resume`). (metrics.json loses the records written
+        after the checkpoint when training starts: EpochLoop.train.)"""
         resuming = resume and self.checkpointer.has_checkpoint()
         if resuming:
             check_resume(self.cfg, comm.get_world_size())
@@ -139,14 +141,11 @@ class CIFTTrainer(EpochLoop, DefaultTrainer):
         check_resumed_shapes(self.model, self.checkpointer.loaded_state,
                              self.checkpointer.get_checkpoint_file())
         self.start_epoch = checkpoint.get("epoch", -1) + 1
+        self.start_step = int(checkpoint.get("step") or 0)
+        states = checkpoint.get("rng")
+        self.resumed_rng = states[comm.get_rank()] if self.start_step and states else None
         if self.sampler is not None:  # its seed may have come back from the checkpoint
             self.set_epoch_lengths(self.data_loader)
-        if comm.is_main_process():
-            start_iter = sum(self.epoch_lengths[: self.start_epoch])
-            dropped = truncate_metrics(self.cfg.OUTPUT_DIR, start_iter)
-            if dropped:
-                logger.info(f"metrics.json: dropped {dropped} records from iteration "
-                            f"{start_iter} on (written after the last checkpoint)")
 
     def build_hooks(self) -> list:
         """fastreid's hooks with the epoch LR schedule in place of its LRScheduler hook; every
