@@ -115,3 +115,17 @@ def test_resuming_parameters_of_another_shape_is_refused():
     with pytest.raises(CiftInputError, match=r"cri.weight \(32, 4\) in the file, \(16, 4\)"):
         check_resumed_shapes(model, loaded, "model_0001.pth")
     check_resumed_shapes(model, {"cri.bias": torch.zeros(16)}, "model_0001.pth")
+
+
+def test_resume_with_another_backbone_depth_is_refused_before_writing(finished, env, capsys):
+    log = (finished / "log.txt").read_text()
+    rc = run_cli("--config-file", DEMO, "--resume", *TINY, "OUTPUT_DIR", str(finished),
+                 "MODEL.BACKBONE.DEPTH", "34x")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: --resume: {finished / 'model_final.pth'}: does not fit the "
+                             "model built from the config")
+    assert "missing from the file: backbone.layer1.2." in err[0]
+    assert err[0].endswith("resume with the config it was trained with, or train into a new "
+                           "OUTPUT_DIR")
+    assert (finished / "log.txt").read_text() == log  # nothing written

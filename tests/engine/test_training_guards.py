@@ -2,13 +2,17 @@
 does not decode in a loader worker, and SIGINT / SIGTERM outside the training loop each end
 train_net with one line, no traceback, and nothing written as if it were good (the last good
 checkpoint stays the last one).
-(Signals inside the training loop: tests/engine/test_resume.py.)"""
+A checkpoint that hits the file-size limit is one line too. (Signals inside the training
+loop: tests/engine/test_resume.py.)"""
 from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +21,7 @@ from PIL import Image
 from cift.data import image_check
 from cift.engine import CIFTTrainer
 from cift.modeling.meta_arch.vi_baseline import VIBaseline
-from helpers import DEMO
+from helpers import DEMO, ROOT
 from helpers.runs import TINY, run_cli
 
 THREE_EPOCHS = ["SOLVER.MAX_EPOCH", "3", "TEST.EVAL_PERIOD", "100"]  # iterations 0, 1, 2
@@ -120,3 +124,27 @@ def test_a_signal_before_training_is_one_line(env, tmp_path, monkeypatch, capsys
     assert (rc, line) == (status, f"interrupted: {name} received")
     assert "Traceback" not in printed
     assert {s: signal.getsignal(s) for s in before} == before  # the handlers come back
+
+
+def test_a_checkpoint_past_the_file_size_limit_ends_the_run_in_one_line(datasets_root,
+                                                                       tmp_path):
+    """train_net under RLIMIT_FSIZE (SIGXFSZ ignored, as Python starts): the first checkpoint
+    (tens of MB) cannot be written; the run says so in one line and leaves nothing partial."""
+    out = tmp_path / "run"
+    limit = 5_000_000
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "projects/CIFT/train_net.py"), "--config-file", DEMO, *TINY,
+         "OUTPUT_DIR", str(out)], capture_output=True, text=True, timeout=900,
+        preexec_fn=limited, env={**os.environ, "FASTREID_DATASETS": str(datasets_root)})
+    assert done.returncode == 1, done.stderr[-3000:]
+    errors = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    assert errors == [f"error: {out / 'model_0000.pth'}: cannot write (File too large [EFBIG]); "
+                      "nothing partial was left and the file, if it existed, keeps its previous "
+                      "content"]
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not list(out.glob("*.pth")) and not list(out.glob(".tmp-*"))
