@@ -52,6 +52,12 @@ def test_a_folder_held_by_another_job_is_refused_naming_its_pid(held):
                            "wait for it to end, or choose another OUTPUT_DIR")
 
 
+def test_other_ranks_of_the_job_do_not_look_at_the_lock(held):
+    """Under torchrun every rank runs the input checks, and rank 0 may already hold the lock."""
+    folder, _ = held
+    check_output_dir(str(folder), lock=False)
+
+
 def test_the_lock_dies_with_its_holder_even_under_kill_9(held):
     folder, holder = held
     holder.send_signal(signal.SIGKILL)

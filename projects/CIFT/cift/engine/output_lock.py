@@ -67,17 +67,17 @@ def _writable_folder(folder: str, key: str) -> None:
         raise CiftInputError(f"{key} {folder}: {what} not writable by this user")
 
 
-def check_output_dir(folder: str, key: str = "OUTPUT_DIR") -> None:
+def check_output_dir(folder: str, key: str = "OUTPUT_DIR", lock: bool = True) -> None:
     """Refuse, without writing anything, an output folder that cannot be written (a file, or
-    not writable) or that another live job holds. An empty `folder` (write nothing) passes."""
+    not writable) or, with `lock` (the process that will take the lock; another rank's would
+    see its own job's), that another live job holds. An empty `folder` passes."""
     if not folder:
         return
     _writable_folder(folder, key)
-    lock = os.path.join(folder, LOCK_NAME)
-    if _held is not None and _held[0] == os.path.realpath(folder):
+    if not lock or (_held is not None and _held[0] == os.path.realpath(folder)):
         return
     try:
-        fd = os.open(lock, os.O_RDONLY)
+        fd = os.open(os.path.join(folder, LOCK_NAME), os.O_RDONLY)
     except OSError:
         return  # no lock file yet (or unreadable: lock_output_dir reports it)
     try:

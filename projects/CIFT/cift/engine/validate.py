@@ -336,10 +336,14 @@ def check_images(job: Job) -> None:
 
 def check_output_folder(job: Job) -> None:
     """The folder the job writes into (OUTPUT_DIR, or its eval/<weights> folder for
-    --eval-only) is a writable folder no other job holds (cift.engine.output_lock)."""
+    --eval-only) is a writable folder no other job holds (cift.engine.output_lock; under
+    torchrun the other ranks see rank 0's lock, so only rank 0 looks at it)."""
+    from fastreid.utils import comm
+
     from .setup import eval_output_dir  # setup imports this module
 
-    check_output_dir(eval_output_dir(job.cfg) if job.eval_only else job.cfg.OUTPUT_DIR)
+    check_output_dir(eval_output_dir(job.cfg) if job.eval_only else job.cfg.OUTPUT_DIR,
+                     lock=comm.is_main_process())  # the main process locks it (setup)
 
 
 def check_train_test_disjoint(job: Job) -> None:
