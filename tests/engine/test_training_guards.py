@@ -79,8 +79,9 @@ def test_weights_that_became_non_finite_are_not_checkpointed(env, tmp_path, monk
     assert run_cli("--config-file", DEMO, *TINY, *THREE_EPOCHS, "OUTPUT_DIR", str(out)) == 1
     line, printed = one_line(capsys)
     assert line.startswith("error: the model holds NaN or inf values (")
-    assert line.endswith(" at model_0000.pth, which was not written; the last good checkpoint "
-                         "is none (the loss or the learning rate ran away: see SOLVER.BASE_LR)")
+    assert line.endswith(" at model_0000.pth, which was not written; there is no good "
+                         "checkpoint yet (the loss or the learning rate ran away: see "
+                         "SOLVER.BASE_LR)")
     assert "Traceback" not in printed
     assert not list(out.glob("*.pth")) and not (out / "last_checkpoint").exists()
 

@@ -194,11 +194,12 @@ class AtomicCheckpointer(Checkpointer):
         data = {"model": self.model.state_dict()}
         bad = first_non_finite(data["model"])
         if bad is not None:
-            last = self.get_checkpoint_file() if self.has_checkpoint() else ""
+            last = (f"the last good checkpoint is {self.get_checkpoint_file()}"
+                    if self.has_checkpoint() else "there is no good checkpoint yet")
             raise NonFiniteState(
                 f"the model holds NaN or inf values ({bad[0]}, {bad[1]} tensors in all) at "
-                f"{name}.pth, which was not written; the last good checkpoint is "
-                f"{last or 'none'} (the loss or the learning rate ran away: see SOLVER.BASE_LR)")
+                f"{name}.pth, which was not written; {last} (the loss or the learning rate ran "
+                "away: see SOLVER.BASE_LR)")
         data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
         data.update(kwargs)
         path = os.path.join(self.save_dir, f"{name}.pth")

@@ -107,9 +107,11 @@ class EpochLoop:
                     self.run_epoch(epoch, self.start_step if epoch == self.start_epoch else 0)
             except NonFiniteLoss as err:
                 self.stopped = err
-                raise NonFiniteLoss(f"{err}; nothing of it was written, and the last checkpoint "
-                                    f"stays {self.last_checkpoint_name()} (lower SOLVER.BASE_LR, "
-                                    "or check the inputs)") from None
+                last = self.last_checkpoint_name()
+                kept = (f"the last checkpoint stays {last}" if last != "none"
+                        else "no checkpoint was written")
+                raise NonFiniteLoss(f"{err}; nothing of it was written, and {kept} (lower "
+                                    "SOLVER.BASE_LR, or check the inputs)") from None
             except BaseException as err:
                 self.stopped = err
                 if not isinstance(err, (CiftInputError, CiftJobError, KeyboardInterrupt)):
