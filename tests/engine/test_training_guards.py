@@ -16,10 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from fastreid.engine.train_loop import SimpleTrainer
 from PIL import Image
 
 from cift.data import image_check
 from cift.engine import CIFTTrainer
+from cift.engine.step_guards import FiniteLossStep, NonFiniteLoss, guard_finite_loss
 from cift.modeling.meta_arch.vi_baseline import VIBaseline
 from helpers import DEMO, ROOT
 from helpers.runs import TINY, run_cli
@@ -149,3 +152,20 @@ def test_a_checkpoint_past_the_file_size_limit_ends_the_run_in_one_line(datasets
                       "content"]
     assert "Traceback" not in done.stdout + done.stderr
     assert not list(out.glob("*.pth")) and not list(out.glob(".tmp-*"))
+
+
+def test_the_finite_loss_guard_joins_whichever_step_class_the_config_picks():
+    class AnotherStep(SimpleTrainer):  # as fastreid's AMPTrainer or an autocast step
+        pass
+
+    model = torch.nn.Linear(2, 1)
+    step = guard_finite_loss(AnotherStep(model, [], torch.optim.SGD(model.parameters(), 0.1),
+                                         None))
+    assert isinstance(step, AnotherStep) and isinstance(step, FiniteLossStep)
+    assert guard_finite_loss(step) is step and type(step).__mro__.count(FiniteLossStep) == 1
+    step.iter = 7
+    with pytest.raises(NonFiniteLoss) as err:
+        step._write_metrics({"loss_a": torch.tensor(float("nan")), "loss_b": torch.tensor(1.0),
+                             "loss_c": torch.tensor(float("-inf"))}, 0.0)
+    assert str(err.value) == ("iteration 7: the loss is not finite (loss_a nan, loss_c -inf); "
+                              "the step was not applied")

@@ -13,7 +13,7 @@ import math
 
 import torch
 import torch.distributed as dist
-from fastreid.engine.train_loop import AMPTrainer, SimpleTrainer
+from fastreid.engine.train_loop import SimpleTrainer
 from fastreid.utils import comm
 
 from ..errors import CiftJobError
@@ -56,9 +56,16 @@ class FiniteLossStep:
         super()._write_metrics(loss_dict, data_time)
 
 
-class GuardedSimpleTrainer(FiniteLossStep, SimpleTrainer):
-    """fastreid's SimpleTrainer with the finite-loss guard."""
+def guard_finite_loss(step: SimpleTrainer) -> SimpleTrainer:
+    """`step` (fastreid's SimpleTrainer or any subclass of it) with :class:`FiniteLossStep`'s
+    guard mixed into its class: the trainer picks the step's class from the config, and the
+    guard belongs to every one of them."""
+    cls = type(step)
+    if not isinstance(step, FiniteLossStep):
+        if cls not in _GUARDED:
+            _GUARDED[cls] = type(f"FiniteLoss{cls.__name__}", (FiniteLossStep, cls), {})
+        step.__class__ = _GUARDED[cls]
+    return step
 
 
-class GuardedAMPTrainer(FiniteLossStep, AMPTrainer):
-    """fastreid's AMPTrainer with the finite-loss guard."""
+_GUARDED: dict[type, type] = {}

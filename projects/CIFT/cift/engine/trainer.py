@@ -9,7 +9,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 from fastreid.engine import DefaultTrainer, hooks
-from fastreid.engine.train_loop import SimpleTrainer, TrainerBase
+from fastreid.engine.train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 from fastreid.evaluation import inference_on_dataset
 from fastreid.utils import comm
 from fastreid.utils.events import CommonMetricPrinter
@@ -28,7 +28,7 @@ from .epochs import EpochLoop, describe_epoch_lengths, epoch_sampler
 from .hooks import ScalarJSONWriter, ScalarTensorboardWriter, with_cift_hooks
 from .resume import RunState, check_resume, check_resumed_shapes
 from .schedule import EpochLRScheduler, check_schedule
-from .step_guards import GuardedAMPTrainer, GuardedSimpleTrainer
+from .step_guards import guard_finite_loss
 
 logger = logging.getLogger(__name__)
 
@@ -94,14 +94,14 @@ class CIFTTrainer(EpochLoop, DefaultTrainer):
     @classmethod
     def build_step_trainer(cls, cfg, model, data_loader, optimizer, param_wrapper,
                            sampler=None) -> SimpleTrainer:
-        """fastreid's SimpleTrainer (AMPTrainer with SOLVER.AMP.ENABLED), which runs each step,
-        with the finite-loss guard (`cift.engine.step_guards`). With an epoch-drawn loader
-        (`sampler` not None) it gets no iterator: the train loop starts one per epoch."""
-        trainer_cls = GuardedAMPTrainer if cfg.SOLVER.AMP.ENABLED else GuardedSimpleTrainer
+        """fastreid's SimpleTrainer (AMPTrainer with SOLVER.AMP.ENABLED), which runs each step.
+        With an epoch-drawn loader (`sampler` not None) it gets no iterator: the train loop
+        starts one per epoch. A loss that is not finite stops it (`step_guards`)."""
+        trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
         step = trainer_cls(model, [] if sampler is not None else data_loader, optimizer,
                            param_wrapper)
         step.data_loader = data_loader
-        return step
+        return guard_finite_loss(step)
 
     @classmethod
     def build_epoch_lr_scheduler(cls, cfg, optimizer) -> EpochLRScheduler:
