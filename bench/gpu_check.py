@@ -290,7 +290,8 @@ def run_options(ctx: Context, name: str, iters: int, amp: bool = False) -> list[
     return [*ctx.sizes.opts, "INPUT.SIZE_TRAIN", size, "INPUT.SIZE_TEST", size,
             "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.DEVICE", ctx.device,
             "SOLVER.AMP.ENABLED", str(amp), "SOLVER.ITERS_PER_EPOCH", str(iters),
-            "SOLVER.MAX_EPOCH", "1", "SOLVER.STEPS", "[1]", "SOLVER.CHECKPOINT_PERIOD", "1", "SOLVER.LOG_PERIOD", "10",
+            "SOLVER.MAX_EPOCH", "1", "SOLVER.STEPS", "[1]", "SOLVER.CHECKPOINT_PERIOD", "1",
+            "SOLVER.LOG_PERIOD", "10",
             "TEST.EVAL_PERIOD", "1", "TEST.SYSU.TRIALS", "1", "TEST.CMC_PLOT", "False",
             "DATALOADER.NUM_WORKERS", str(ctx.workers),
             "OUTPUT_DIR", str(ctx.work / "runs" / name)]

@@ -23,6 +23,7 @@ from cift.engine.checkpoint import (
     add_trust_argument,
     num_classes_in_checkpoint,
 )
+from cift.engine.interrupt import reports_interruptions
 from cift.engine.launch import launch, started_by_torchrun
 from cift.engine.setup import check_job, check_launch_arguments, setup
 from cift.errors import CiftInputError, CiftJobError, print_input_error
@@ -54,6 +55,7 @@ def main(args):
     return trainer.train()
 
 
+@reports_interruptions  # SIGINT / SIGTERM: one line, exit 128 + signal number
 def run(argv=None) -> int:
     try:
         args = argument_parser().parse_args(argv)

@@ -273,3 +273,31 @@ def test_llcm_train_image_without_camera(llcm_root: Path) -> None:
         LLCM(root=str(llcm_root))
     message = error_message(info)
     assert str(path) in message and "unnamed.jpg" in message
+
+
+# ---------------------------------------------------------------- text encodings
+
+@pytest.mark.parametrize("dataset, name, expected", [
+    ("RegDB", "train_thermal_1.txt", "expected `relative/path label` lines"),
+    ("LLCM", "train_nir.txt", "expected `relative/path label` lines"),
+    ("LLCM", "test_id.txt", "expected comma-separated integer ids"),
+])
+def test_a_list_that_is_not_utf8_is_one_line_naming_line_and_byte(regdb_root: Path, tmp_path,
+                                                                 dataset, name, expected):
+    root = regdb_root if dataset == "RegDB" else tmp_path / "llcm"
+    if dataset == "LLCM":
+        make_llcm(root)
+    path = root / dataset / "idx" / name
+    first, *rest = path.read_bytes().split(b"\n", 1)
+    path.write_bytes(first + b"\n" + b"caf\xe9 7\n" + b"".join(rest))
+    offset = len(first) + 1 + 3
+    with pytest.raises(cift.CiftInputError) as info:
+        (RegDB if dataset == "RegDB" else LLCM)(root=str(root))
+    assert error_message(info) == (f"{path}: line 2, byte {offset}: b'\\xe9' is not UTF-8 "
+                                   f"text ({expected})")
+
+
+def test_a_byte_order_mark_is_read_as_utf8(regdb_root: Path) -> None:
+    path = regdb_root / "RegDB" / "idx" / "train_visible_1.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert len(RegDB(root=str(regdb_root)).train) == 2 * sum(PERSONS[p] for p in (0, 1, 2))

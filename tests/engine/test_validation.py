@@ -18,6 +18,7 @@ from cift.export.safetensors_io import state_dict_to_safetensors
 from helpers import DEMO
 from helpers import DEMO_CIFT as CIFT
 from helpers.runs import TINY, train_net
+from helpers.trees import make_regdb
 
 TWO = ("--num-gpus", "2", "--dist-url", "auto")
 
@@ -176,18 +177,44 @@ CASES = [
     ("launcher-test-batch-under-world-size", DEMO, ["TEST.IMS_PER_BATCH", "1"], TWO,
      "TEST.IMS_PER_BATCH"),
     ("launcher-yaml-syntax", "{bad_yaml}", [], TWO, "bad_syntax.yml"),
+    # files read or written at run time, data set contents, weights (engineer B's checks)
+    ("output-dir-a-file", DEMO, ["OUTPUT_DIR", "{a_file}"], (), "not a folder"),
+    ("eval-output-under-a-file", DEMO, ["MODEL.WEIGHTS", "{baseline}", "OUTPUT_DIR",
+                                        "{a_file}"], ("--eval-only",), "is a file"),
+    ("eval-nan-weights", DEMO, ["MODEL.WEIGHTS", "{nan}"], ("--eval-only",), "NaN or inf"),
+    ("train-nan-weights", DEMO, ["MODEL.WEIGHTS", "{nan}"], (), "NaN or inf"),
+    ("train-weights-fitting-nothing", DEMO, ["MODEL.WEIGHTS", "{unrelated}"], (),
+     "none of its 1 tensors fits"),
+    ("sysu-train-test-ids-overlap", DEMO, ["DATASETS.NAMES", "('SYSUMM01',)", "DATASETS.TESTS",
+                                           "('SYSUMM01',)", "root", "overlap_ids"], (),
+     "listed both for training"),
+    ("regdb-train-test-images-overlap", DEMO, ["DATASETS.NAMES", "('RegDB',)", "DATASETS.TESTS",
+                                               "('RegDB',)", "root", "overlap_images"], (),
+     "in both the train and the test split"),
 ]
 
 
-def sysu_copy(src: Path, dst: Path, empty: tuple[str, ...]) -> Path:
-    """A SYSU-MM01 tree whose camera folders link to `src`'s, with the `empty` id files."""
+def sysu_copy(src: Path, dst: Path, empty: tuple[str, ...], extra_test: str = "") -> Path:
+    """A SYSU-MM01 tree whose camera folders link to `src`'s, with the `empty` id files (and
+    `extra_test` ids appended to the test ids)."""
     tree = dst / "SYSU-MM01"
     (tree / "exp").mkdir(parents=True)
     for cam in src.glob("cam*"):
         (tree / cam.name).symlink_to(cam, target_is_directory=True)
     for name in ("train_id.txt", "val_id.txt", "test_id.txt"):
         text = "" if name in empty else (src / "exp" / name).read_text()
+        if name == "test_id.txt" and extra_test:
+            text = text.strip() + "," + extra_test
         (tree / "exp" / name).write_text(text)
+    return dst
+
+
+def regdb_overlapping(dst: Path) -> Path:
+    """A fake RegDB tree whose trial-1 test list also names a training image."""
+    data = make_regdb(dst)
+    train = (data / "idx" / "train_visible_1.txt").read_text().splitlines()[0]
+    test = data / "idx" / "test_visible_1.txt"
+    test.write_text(test.read_text() + train + "\n")
     return dst
 
 
@@ -209,14 +236,25 @@ def files(datasets_root, tmp_path_factory) -> dict[str, str]:
     torch.save({"model": model.state_dict(), "args": argparse.Namespace(lr=1)}, d / "unsafe.pth")
     (d / "baseline.safetensors").write_bytes(state_dict_to_safetensors(model.state_dict()))
     src = datasets_root / "SyntheticVI"
+    first_train_id = (src / "exp" / "train_id.txt").read_text().split(",")[0].strip()
     roots = {"empty_train": sysu_copy(src, d / "empty_train", ("train_id.txt", "val_id.txt")),
-             "empty_test": sysu_copy(src, d / "empty_test", ("test_id.txt",))}
+             "empty_test": sysu_copy(src, d / "empty_test", ("test_id.txt",)),
+             "overlap_ids": sysu_copy(src, d / "overlap_ids", (), first_train_id),
+             "overlap_images": regdb_overlapping(d / "overlap_images")}
+    nan = model.state_dict()
+    nan["heads.neck.weight"] = torch.full_like(nan["heads.neck.weight"], 1.0)
+    nan["heads.neck.weight"][3] = float("nan")
+    torch.save({"model": nan}, d / "nan.pth")
+    (d / "unrelated.safetensors").write_bytes(state_dict_to_safetensors({"w": torch.ones(3)}))
+    (d / "a_file").write_text("not a folder")
     return {"bad_yaml": str(d / "bad_syntax.yml"), "tab_yaml": str(d / "tab.yml"),
             "list_yaml": str(d / "list_top.yml"), "cycle_yaml": str(d / "cycle.yml"),
             "latin1_yaml": str(d / "latin1.yml"),
             "missing_base": str(d / "missing_base.yml"), "missing": str(d / "absent.pth"),
             "corrupt": str(d / "corrupt.pth"), "truncated": str(d / "truncated.pth"),
             "unsafe": str(d / "unsafe.pth"), "baseline": str(d / "baseline.safetensors"),
+            "nan": str(d / "nan.pth"), "unrelated": str(d / "unrelated.safetensors"),
+            "a_file": str(d / "a_file"),
             **{k: str(v) for k, v in roots.items()}}
 
 
@@ -251,7 +289,8 @@ def test_table_covers_every_check():
                "check_weights", "check_pretrained",
                # check_images: tests/data/test_image_check.py; check_resume_batch (a checkpoint in
                # OUTPUT_DIR): tests/engine/test_resume.py
-               "check_images", "check_resume_batch"}
+               "check_images", "check_resume_batch",
+               "check_output_folder", "check_train_test_disjoint"}
     assert {check.__name__ for check in validate.CHECKS} <= covered
 
 

@@ -28,7 +28,7 @@ from cift.arguments import COUNT, key_flag, one_line_errors, output_folder  # no
 from cift.branches import BRANCH_OF_QUERY_MODALITY  # noqa: E402
 from cift.config import load_config  # noqa: E402
 from cift.engine.checkpoint import add_trust_argument  # noqa: E402
-from cift.errors import CiftInputError, print_input_error  # noqa: E402
+from cift.errors import CiftInputError, CiftJobError, print_input_error  # noqa: E402
 from cift.export.inference import load_inference_model  # noqa: E402
 from cift.export.search import RESULTS_FILE, run_search  # noqa: E402
 
@@ -75,6 +75,8 @@ def run(argv: list[str] | None = None) -> int:
         results = search(args)
     except CiftInputError as err:
         return print_input_error(err)
+    except CiftJobError as err:  # a write that failed (disk full): one line
+        return print_input_error(err, status=1)
     how = (f"branch {results['branch']}, " if results["branch"] else "") + (
         "graph transfer" if results["transfer"] else "no transfer")
     print(f"{results['num_queries']} queries against {results['gallery_size']} gallery images "

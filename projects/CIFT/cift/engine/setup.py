@@ -13,6 +13,7 @@ from fastreid.utils.env import seed_all_rng
 from ..atomic import remove_stale_temporaries
 from ..config import keys_set, load_config
 from ..errors import CiftInputError
+from .output_lock import lock_output_dir
 from .validate import validate
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ def check_inputs(cfg, eval_only: bool = False, world_size: int | None = None,
     defaults to the running job's."""
     validate(cfg, eval_only=eval_only, trust=trust, resume=resume,
              world_size=comm.get_world_size() if world_size is None else world_size)
+    if comm.is_main_process():  # held by the job's main process until it exits (output_lock)
+        lock_output_dir(eval_output_dir(cfg) if eval_only else cfg.OUTPUT_DIR)
 
 
 def eval_output_dir(cfg) -> str:

@@ -27,9 +27,10 @@ from .amp import AutocastTrainer
 from .checkpoint import AtomicCheckpointer
 from .epochs import EpochLoop, describe_epoch_lengths, epoch_sampler
 from .hooks import ScalarJSONWriter, ScalarTensorboardWriter, with_cift_hooks
-from .resume import RunState, check_resume, check_resumed_shapes, truncate_metrics
+from .resume import RunState, check_resume, check_resumed_shapes
 from .saved_features import features_sink, with_backbone_features
 from .schedule import EpochLRScheduler, check_schedule
+from .step_guards import guard_finite_loss
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,8 @@ class CIFTTrainer(EpochLoop, DefaultTrainer):
                            sampler=None) -> SimpleTrainer:
         """fastreid's SimpleTrainer (cift's AutocastTrainer with SOLVER.AMP.ENABLED: bfloat16
         where supported, see cift.engine.amp), which runs each step. With an epoch-drawn loader
-        (`sampler` not None) it gets no iterator: the train loop starts one per epoch."""
+        (`sampler` not None) it gets no iterator: the train loop starts one per epoch. A loss
+        that is not finite stops it (`step_guards`)."""
         loader = [] if sampler is not None else data_loader
         if cfg.SOLVER.AMP.ENABLED:
             step = AutocastTrainer(model, loader, optimizer, param_wrapper,
@@ -105,7 +107,7 @@ class CIFTTrainer(EpochLoop, DefaultTrainer):
         else:
             step = SimpleTrainer(model, loader, optimizer, param_wrapper)
         step.data_loader = data_loader
-        return step
+        return guard_finite_loss(step)
 
     @classmethod
     def build_epoch_lr_scheduler(cls, cfg, optimizer) -> EpochLRScheduler:
@@ -133,8 +135,9 @@ class CIFTTrainer(EpochLoop, DefaultTrainer):
 
     def resume_or_load(self, resume: bool = True) -> None:
         """fastreid's resume_or_load, plus: the per-GPU batch must be the checkpoint's, the
-        sampler and run seeds come back, and metrics.json loses the records the killed run
-        wrote after its last checkpoint."""
+        sampler and run seeds come back, and so do a mid-epoch checkpoint's position and this
+        rank's generator states (`cift.engine.resume`). (metrics.json loses the records written
+        after the checkpoint when training starts: EpochLoop.train.)"""
         resuming = resume and self.checkpointer.has_checkpoint()
         if resuming:
             check_resume(self.cfg, comm.get_world_size())
@@ -144,14 +147,11 @@ class CIFTTrainer(EpochLoop, DefaultTrainer):
         check_resumed_shapes(self.model, self.checkpointer.loaded_state,
                              self.checkpointer.get_checkpoint_file())
         self.start_epoch = checkpoint.get("epoch", -1) + 1
+        self.start_step = int(checkpoint.get("step") or 0)
+        states = checkpoint.get("rng")
+        self.resumed_rng = states[comm.get_rank()] if self.start_step and states else None
         if self.sampler is not None:  # its seed may have come back from the checkpoint
             self.set_epoch_lengths(self.data_loader)
-        if comm.is_main_process():
-            start_iter = sum(self.epoch_lengths[: self.start_epoch])
-            dropped = truncate_metrics(self.cfg.OUTPUT_DIR, start_iter)
-            if dropped:
-                logger.info(f"metrics.json: dropped {dropped} records from iteration "
-                            f"{start_iter} on (written after the last checkpoint)")
 
     def build_hooks(self) -> list:
         """fastreid's hooks with the epoch LR schedule in place of its LRScheduler hook; every

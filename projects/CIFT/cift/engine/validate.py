@@ -28,12 +28,8 @@ from ..data.modality import is_visible
 from ..errors import CiftInputError
 from ..evaluation.tasks import build_tasks, metric_names
 from ..modeling.backbone import check_pretrained_weights
-from .checkpoint import (
-    AtomicCheckpointer,
-    checkpoint_with_model,
-    load_checkpoint_file,
-    num_classes_in_state,
-)
+from .checkpoint import check_weights_file
+from .output_lock import check_output_dir
 from .resume import check_resume
 
 # fastreid samplers that draw K images per identity (the batch must split into K-groups)
@@ -109,9 +105,9 @@ def check_topk_batch(job: Job) -> None:
 
 
 def check_resume_batch(job: Job) -> None:
-    """A --resume keeps the per-GPU batch size of the checkpoint it continues."""
+    """A --resume keeps the per-GPU batch size and the model of the checkpoint it continues."""
     if job.resume and not job.eval_only:
-        check_resume(job.cfg, job.world_size)
+        check_resume(job.cfg, job.world_size, num_classes=train_classes(job))
 
 
 def check_batch_keys(job: Job) -> None:
@@ -183,10 +179,10 @@ def check_num_classes(job: Job) -> None:
     num_classes = job.cfg.MODEL.HEADS.NUM_CLASSES
     if job.eval_only or not num_classes:
         return
-    ids = {item[1] for name in job.train_names for item in job.dataset(name).train}
-    if num_classes < len(ids):
+    ids = train_classes(job)
+    if num_classes < ids:
         raise CiftInputError(f"MODEL.HEADS.NUM_CLASSES {num_classes}: expected 0 (the number "
-                             f"of training identities) or at least {len(ids)}, the identities "
+                             f"of training identities) or at least {ids}, the identities "
                              f"of DATASETS.NAMES {tuple(job.train_names)}")
 
 
@@ -233,24 +229,12 @@ def check_weights_path(job: Job) -> None:
 
 
 def check_weights(job: Job) -> None:
-    """MODEL.WEIGHTS loads without running code; for an evaluation it fits the model."""
-    cfg = job.cfg
-    path = cfg.MODEL.WEIGHTS
-    if not path:
-        return
-    state = checkpoint_with_model(load_checkpoint_file(path, trust=job.trust), path)["model"]
-    if not job.eval_only:
-        return  # training initialisation loads what fits and logs the rest (fastreid)
-    from fastreid.modeling import build_model
-
-    model_cfg = cfg.clone()
-    model_cfg.defrost()
-    model_cfg.MODEL.DEVICE = "cpu"
-    model_cfg.MODEL.BACKBONE.PRETRAIN = False
-    if model_cfg.MODEL.HEADS.NUM_CLASSES == 0:
-        model_cfg.MODEL.HEADS.NUM_CLASSES = num_classes_in_state(state, path)
-    model_cfg.freeze()
-    AtomicCheckpointer(build_model(model_cfg), strict=True).load_model_state(state, path)
+    """MODEL.WEIGHTS loads without running code and is finite; it fits the model (every tensor
+    for an evaluation, at least one for a training initialisation)."""
+    path = job.cfg.MODEL.WEIGHTS
+    if path:
+        check_weights_file(job.cfg, path, eval_only=job.eval_only, trust=job.trust,
+                           num_classes=0 if job.eval_only else train_classes(job))
 
 
 def check_pretrained(job: Job) -> None:
@@ -272,13 +256,49 @@ def check_images(job: Job) -> None:
         check_dataset_images(name, paths, str(data.data_dir))
 
 
+# Files, data set contents and checkpoints (beside check_splits, check_weights and check_images
+# above): the output folder, train / test overlap, the training identities a checkpoint must
+# fit.
+
+def check_output_folder(job: Job) -> None:
+    """The folder the job writes into (OUTPUT_DIR, or its eval/<weights> folder for
+    --eval-only) is a writable folder no other job holds (cift.engine.output_lock; under
+    torchrun the other ranks see rank 0's lock, so only rank 0 looks at it)."""
+    from fastreid.utils import comm
+
+    from .setup import eval_output_dir  # setup imports this module
+
+    check_output_dir(eval_output_dir(job.cfg) if job.eval_only else job.cfg.OUTPUT_DIR,
+                     lock=comm.is_main_process())  # the main process locks it (setup)
+
+
+def check_train_test_disjoint(job: Job) -> None:
+    """A data set trained and tested on in one run shares no image between its train split and
+    its query / gallery (a test image seen in training inflates every score)."""
+    for name in set(job.train_names) & set(job.test_names):
+        data = job.dataset(name)
+        train = {item[0] for item in data.train}
+        shared = sorted(train.intersection(item[0] for item in data.query + data.gallery))
+        if shared:
+            raise CiftInputError(f"DATASETS.NAMES and DATASETS.TESTS {name}: {len(shared)} "
+                                 f"images are in both the train and the test split (first: "
+                                 f"{shared[0]}); the data set's split lists overlap")
+
+
+def train_classes(job: Job) -> int:
+    """Identities of the training data sets (the classes the model is built with)."""
+    return len({item[1] for name in job.train_names for item in job.dataset(name).train})
+
+
 CHECKS: list[Check] = [
+    check_output_folder,
     check_device,
     check_weights_path,
     check_batch_keys,
     check_topk_batch,
     check_splits,
     check_num_classes,
+    check_train_test_disjoint,
     check_sampler_fits_data,
     check_test_tasks,
     check_weights,

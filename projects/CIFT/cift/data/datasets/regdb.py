@@ -8,7 +8,7 @@ from fastreid.data.datasets.bases import ImageDataset
 
 from ...errors import CiftInputError
 from ..modality import INFRARED, VISIBLE
-from .common import require_dataset_folder
+from .common import read_text, require_dataset_folder
 
 TRIALS = range(1, 11)
 # RegDB has no camera ids; like the reference metric, the visible images count as camera 1 and
@@ -27,7 +27,8 @@ def read_index_file(path: Path, data_dir: Path) -> list[tuple[str, int]]:
         raise CiftInputError(f"{path}: index file not found (expected `relative/path label` "
                              f"lines; see datasets/README.md)")
     items = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    text = read_text(path, "`relative/path label` lines")
+    for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
