@@ -13,7 +13,7 @@ import logging
 from fastreid.utils import comm
 from fastreid.utils.events import EventStorage
 
-from ..compat import last_eval_results, set_data_iterator, step_trainer
+from ..fastreid_private import last_eval_results, set_data_iterator, step_trainer
 from .resume import seed_epoch
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 
-from ..compat import registered_names
 from ..data.build import CROSS_MODALITY_SAMPLER, TRAIN_SAMPLERS, load_dataset
 from ..data.cross_modality_sampler import CrossModalityIdentitySampler
 from ..data.image_check import check_dataset_images
@@ -30,6 +29,7 @@ from ..errors import CiftInputError, check_choice
 from ..evaluation.protocols import CMC_MODES, SYSU_CAMERAS
 from ..evaluation.retrieval import check_retrieval
 from ..evaluation.tasks import build_tasks, metric_names
+from ..fastreid_private import registered_names
 from ..modeling.backbone import check_pretrained_weights
 from ..search_settings import check_search_keys, transfer_settings
 from .checkpoint import (

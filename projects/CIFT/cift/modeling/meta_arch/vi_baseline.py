@@ -9,9 +9,10 @@ from fastreid.config import configurable
 from fastreid.modeling.backbones import build_backbone
 from fastreid.modeling.heads import build_heads
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
-from fastreid.utils.events import _CURRENT_STORAGE_STACK, get_event_storage
+from fastreid.utils.events import get_event_storage
 from torch import nn
 
+from ...fastreid_private import storage_is_open
 from ..losses import hcc_loss
 
 
@@ -25,7 +26,7 @@ def loss_scales_from_config(cfg) -> dict[str, float]:
 
 def log_accuracy(logits: torch.Tensor, pids: torch.Tensor, name: str = "cls_accuracy") -> None:
     """Record top-1 training accuracy when running inside a fastreid EventStorage."""
-    if _CURRENT_STORAGE_STACK:
+    if storage_is_open():
         acc = (logits.detach().argmax(1) == pids).float().mean().item()
         get_event_storage().put_scalar(name, acc)
 
