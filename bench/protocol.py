@@ -22,10 +22,8 @@ sys.path.insert(0, str(ROOT / "projects" / "CIFT"))
 
 from cift.evaluation.tasks import run_tasks, run_tasks_top_r, sysu_tasks  # noqa: E402
 from cift.evaluation.vi_evaluator import protocol_distance, protocol_retrieval  # noqa: E402
-from cift.modeling.graph import (  # noqa: E402
-    sparse_transfer_gallery_queries,
-    transfer_gallery_queries,
-)
+from cift.modeling.graph import GraphSettings  # noqa: E402
+from cift.modeling.transfer import test_time_transfer  # noqa: E402
 
 
 def sysu_sized_items(rng: np.random.Generator, per_folder: int = 12) -> tuple[list, int]:
@@ -58,10 +56,11 @@ def main() -> None:
     start = time.perf_counter()
     tasks = sysu_tasks(items, num_query)
     t_draws = time.perf_counter() - start
-    fn = sparse_transfer_gallery_queries if args.transfer == "sparse" else transfer_gallery_queries
+    form = "sparse" if args.transfer == "sparse" else "chunked"  # dense: the model's default
 
     def transfer(gallery, queries, branch):
-        g, q = fn(torch.from_numpy(gallery), torch.from_numpy(queries))
+        g, q = test_time_transfer(torch.from_numpy(gallery), torch.from_numpy(queries),
+                                  GraphSettings(), form)
         return g.numpy(), q.numpy()
 
     def score(transfer_fn):

@@ -86,3 +86,15 @@ def test_command_writes_csv_figures_and_summary(tmp_path, capsys):
     assert "supplementary: 0.16" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         tool.main(["--out", str(out), "--per-id", "1"])
+
+
+@pytest.mark.parametrize("flag, value, key", [("--tau", "0", "MODEL.CIFT.TAU_HOM"),
+                                              ("--tau", "nan", "MODEL.CIFT.TAU_HOM"),
+                                              ("--k", "0", "MODEL.CIFT.TOPK")])
+def test_graph_flags_are_checked_as_their_config_keys(tmp_path, capsys, flag, value, key):
+    with pytest.raises(SystemExit) as exited:
+        load_tool().main(["--out", str(tmp_path / "toy"), flag, value])
+    assert exited.value.code == 2
+    assert f"{flag}: {key} {float(value) if flag == '--tau' else int(value)!r}" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "toy").exists()

@@ -289,3 +289,32 @@ def _yaml_problem(err: BaseException) -> str:
 def _one_line(err: BaseException) -> str:
     text = str(err.args[0]) if err.args else repr(err)
     return " ".join(text.split())
+
+
+# TEMP until the schema lands: the constraints of the config keys a command-line flag stands
+# for (engineer A's schema checks every key at load and provides check_value for them all).
+_FLAG_KEYS = {
+    "MODEL.CIFT.GRAPH": ("one of ('h2ft', 'gft')", lambda v: v in ("h2ft", "gft")),
+    "MODEL.CIFT.TAU_HOM": ("a finite number > 0", lambda v: _is_positive_number(v)),
+    "MODEL.CIFT.TAU_HET": ("a finite number > 0", lambda v: _is_positive_number(v)),
+    "MODEL.CIFT.TOPK": ("an int >= 1",
+                        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+}
+
+
+def _is_positive_number(value) -> bool:
+    import math
+
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
+def check_value(key: str, value):
+    """`value`, checked against the constraint of config key `key`; raises CiftInputError
+    ("<KEY> <value!r>: expected ...") as a bad value of that key in a config would."""
+    from .errors import CiftInputError
+
+    expected, ok = _FLAG_KEYS[key]
+    if not ok(value):
+        raise CiftInputError(f"{key} {value!r}: expected {expected}")
+    return value

@@ -28,6 +28,8 @@ from cift.analysis.toy_experiment import (  # noqa: E402
     write_csv,
 )
 from cift.atomic import atomic_write_json  # noqa: E402
+from cift.config import check_value  # noqa: E402
+from cift.errors import CiftInputError  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,10 +49,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-ids", type=int, default=ToySettings.num_ids)
     p.add_argument("--per-id", type=int, default=ToySettings.per_id)
     p.add_argument("--dim", type=int, default=ToySettings.dim)
-    p.add_argument("--tau", type=float, default=ToySettings.tau)
-    p.add_argument("--k", type=int, default=ToySettings.k)
+    p.add_argument("--tau", type=float, default=ToySettings.tau,
+                   help="GFT temperature (constraint of MODEL.CIFT.TAU_HOM)")
+    p.add_argument("--k", type=int, default=ToySettings.k,
+                   help="entries per affinity row, self included (constraint of MODEL.CIFT.TOPK)")
     args = p.parse_args(argv)
-    for name in ("reps", "grid", "line_points", "num_ids", "dim", "k"):
+    # the graph functions trust their settings: checked here, as a config's are at load
+    for flag, key in (("tau", "MODEL.CIFT.TAU_HOM"), ("k", "MODEL.CIFT.TOPK")):
+        try:
+            check_value(key, getattr(args, flag))
+        except CiftInputError as err:
+            p.error(f"--{flag}: {err}")
+    for name in ("reps", "grid", "line_points", "num_ids", "dim"):
         if getattr(args, name) < (2 if name in ("grid", "line_points", "num_ids") else 1):
             p.error(f"--{name.replace('_', '-')} is too small")
     if args.per_id < 2:

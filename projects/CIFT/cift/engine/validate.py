@@ -144,11 +144,13 @@ def check_cift(job: Job) -> None:
     cfg = job.cfg
     if not is_cift(cfg):
         return
-    from ..modeling.meta_arch.cift import graph_settings_from_config
+    from ..modeling.graph import GRAPHS
+    from ..modeling.meta_arch.cift import PROJECTIONS
 
-    graph_settings_from_config(cfg)  # GRAPH, PROJECTION
-    transfer_settings(cfg)  # TEST.TRANSFER.*
     c = cfg.MODEL.CIFT
+    check_choice("MODEL.CIFT.GRAPH", c.GRAPH, GRAPHS)
+    check_choice("MODEL.CIFT.PROJECTION", c.PROJECTION, PROJECTIONS)
+    transfer_settings(cfg)  # TEST.TRANSFER.*
     require_positive("MODEL.CIFT.TAU_HOM", c.TAU_HOM)
     require_positive("MODEL.CIFT.TAU_HET", c.TAU_HET)
     if c.CRI.ENABLED:
