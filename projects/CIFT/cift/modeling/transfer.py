@@ -43,7 +43,7 @@ def test_time_transfer(gallery: torch.Tensor, queries: torch.Tensor, settings: G
     g, q = unit_rows(gallery), unit_rows(queries)
     g_keys = g if gallery_keys is None else gallery_keys
     q_keys = q if query_keys is None else query_keys
-    if form == "dense" or settings.graph == "gft":
+    if form == "dense" or settings.graph == "gft":  # GFT: no query rows to build apart
         x = torch.cat([g, q])
         is_query = torch.arange(x.shape[0], device=x.device) >= g.shape[0]
         y = affinity(torch.cat([g_keys, q_keys]), is_query, settings) @ x
