@@ -85,3 +85,13 @@ def test_command_writes_csv_figures_and_summary(tmp_path, capsys):
     assert set(summary["observations"]["line_qa_threshold"]) == {"0.570"}
     assert "supplementary: 0.16" in capsys.readouterr().out
     assert tool.main(["--out", str(out), "--per-id", "1"]) == 2
+
+
+@pytest.mark.parametrize("flag, value, key", [("--tau", "0", "MODEL.CIFT.TAU_HOM"),
+                                              ("--tau", "nan", "MODEL.CIFT.TAU_HOM"),
+                                              ("--k", "0", "MODEL.CIFT.TOPK")])
+def test_graph_flags_are_checked_as_their_config_keys(tmp_path, capsys, flag, value, key):
+    assert load_tool().main(["--out", str(tmp_path / "toy"), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag}" in err and key in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "toy").exists()

@@ -106,7 +106,7 @@ def test_timeout_defaults_and_key(monkeypatch):
     # the torchrun path passes it to the process group (the spawned path: the test above)
     seen = {}
     monkeypatch.setattr(launch.dist, "init_process_group", lambda **kw: seen.update(kw))
-    monkeypatch.setattr("cift.compat.set_local_process_group", lambda *a: None)
+    monkeypatch.setattr("cift.engine.launch.set_local_process_group", lambda *a: None)
     monkeypatch.setattr(launch.comm, "synchronize", lambda: None)
     monkeypatch.setattr(launch.dist, "get_world_size", lambda: 2)
     monkeypatch.setattr(launch.dist, "get_rank", lambda: 0)

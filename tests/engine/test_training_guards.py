@@ -23,7 +23,7 @@ from PIL import Image
 from cift.data import image_check
 from cift.engine import CIFTTrainer
 from cift.engine.step_guards import FiniteLossStep, NonFiniteLoss, guard_finite_loss
-from cift.modeling.meta_arch.vi_baseline import VIBaseline
+from cift.modeling.meta_arch.cift import VIBaseline
 from helpers import DEMO, ROOT
 from helpers.runs import TINY, run_cli
 

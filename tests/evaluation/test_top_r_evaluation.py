@@ -6,7 +6,8 @@ import torch
 from cift.errors import CiftInputError
 from cift.evaluation import format_protocol_table
 from cift.evaluation.retrieval import check_retrieval, feature_search
-from cift.modeling.graph import transfer_gallery_queries
+from cift.modeling.graph import GraphSettings
+from cift.modeling.transfer import test_time_transfer
 from helpers import DEMO, SETTINGS
 from helpers.evaluator import cfg, evaluate, noisy
 from helpers.runs import args, run_cli, train_net
@@ -36,9 +37,9 @@ def test_top_r_transfers_each_trial_before_the_search():
         return np.stack([f, f[:, ::-1].copy()], axis=1)
 
     def transfer(gallery, queries, branch):
-        g, q = transfer_gallery_queries(torch.from_numpy(gallery), torch.from_numpy(queries))
-        unit = torch.nn.functional.normalize
-        return unit(g, dim=1).numpy(), unit(q, dim=1).numpy()
+        g, q = test_time_transfer(torch.from_numpy(gallery), torch.from_numpy(queries),
+                                  GraphSettings())
+        return g.numpy(), q.numpy()
 
     full = evaluate(two_branches, transfer=transfer)
     got = evaluate(two_branches, "TEST.RETRIEVAL.TOP_R", "4", transfer=transfer)

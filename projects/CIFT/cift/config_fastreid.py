@@ -43,7 +43,7 @@ def _subclasses_of(registry_module: str, registry: str, module: str, base: str) 
     """Registered names of `registry` whose object is a subclass of `module.base`."""
     import importlib
 
-    from .compat import registered_names
+    from .fastreid_private import registered_names
 
     reg = getattr(importlib.import_module(registry_module), registry)
     cls = getattr(importlib.import_module(module), base)
@@ -53,19 +53,19 @@ def _subclasses_of(registry_module: str, registry: str, module: str, base: str) 
 
 def meta_architectures() -> tuple:
     return _subclasses_of("fastreid.modeling.meta_arch", "META_ARCH_REGISTRY",
-                          "cift.modeling.meta_arch.vi_baseline", "VIBaseline")
+                          "cift.modeling.meta_arch.cift", "VIBaseline")
 
 
 def heads() -> tuple:
     return _subclasses_of("fastreid.modeling.heads", "REID_HEADS_REGISTRY",
-                          "cift.modeling.heads", "BNNeckHead")
+                          "cift.modeling.meta_arch.cift", "BNNeckHead")
 
 
 def vi_datasets() -> tuple:
     """Registered data sets with an evaluation protocol (fastreid's own have none)."""
     from fastreid.data.datasets import DATASET_REGISTRY
 
-    from .compat import registered_names
+    from .fastreid_private import registered_names
 
     return tuple(n for n in registered_names(DATASET_REGISTRY)
                  if getattr(DATASET_REGISTRY.get(n), "protocol", None))

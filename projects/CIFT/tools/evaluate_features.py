@@ -39,7 +39,6 @@ import torch  # noqa: E402
 from fastreid.data.datasets import DATASET_REGISTRY  # noqa: E402
 
 from cift.atomic import atomic_write_json  # noqa: E402
-from cift.compat import registered_names  # noqa: E402
 from cift.config import check_value, load_config  # noqa: E402
 from cift.data.build import datasets_root  # noqa: E402
 from cift.data.datasets.sysu_mm01 import SYSUMM01  # noqa: E402
@@ -60,6 +59,7 @@ from cift.evaluation.vi_evaluator import (  # noqa: E402
     protocol_distances,
     protocol_retrieval,
 )
+from cift.fastreid_private import registered_names  # noqa: E402
 from cift.modeling.graph import GraphSettings  # noqa: E402
 from cift.modeling.transfer import test_time_transfer  # noqa: E402
 from cift.search_settings import search_backend, transfer_settings  # noqa: E402

@@ -13,7 +13,7 @@ import time
 import torch
 from fastreid.engine.train_loop import SimpleTrainer
 
-from ..compat import data_iterator
+from ..fastreid_private import data_iterator
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype:

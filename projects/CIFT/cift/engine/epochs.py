@@ -21,8 +21,8 @@ from fastreid.utils import comm
 from fastreid.utils.events import EventStorage
 
 from ..analysis.hooks import TopologyHook
-from ..compat import last_eval_results, set_data_iterator, step_trainer
 from ..errors import CiftInputError, CiftJobError
+from ..fastreid_private import last_eval_results, set_data_iterator, step_trainer
 from .checkpoint import INTERRUPTED_NAME
 from .interrupt import STOP, Interrupted, signal_name
 from .resume import restore_rng_state, rng_state, seed_epoch, truncate_metrics

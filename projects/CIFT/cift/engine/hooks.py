@@ -30,9 +30,14 @@ from fastreid.utils import comm
 from fastreid.utils.events import EventWriter, get_event_storage
 
 from ..atomic import append_text
-from ..compat import eval_hook_parts, pending_histograms, pending_images, periodic_writer_writers
 from ..evaluation.report import protocol_rows
 from ..evaluation.vi_evaluator import BNNECK_ONLY, TRANSFERRED
+from ..fastreid_private import (
+    eval_hook_parts,
+    pending_histograms,
+    pending_images,
+    periodic_writer_writers,
+)
 from .schedule import EpochLRHook, EpochLRScheduler
 
 __all__ = ["EpochEndWriter", "ScalarJSONWriter", "ScalarTensorboardWriter", "VIEvalHook",

@@ -17,12 +17,13 @@ from fastreid.utils.logger import setup_logger
 
 from ..analysis.hooks import build_topology_hook
 from ..atomic import atomic_write_json
-from ..compat import attach_step_trainer, distributed_data_parallel
+from ..compat import distributed_data_parallel
 from ..data import build_vi_test_loader, build_vi_train_loader
 from ..evaluation import VIEvaluator, build_tasks, format_protocol_table
 from ..evaluation.cmc_plot import save_cmc_curves
 from ..evaluation.report import RESULTS_FILE
 from ..evaluation.vi_evaluator import GraphTransfer
+from ..fastreid_private import attach_step_trainer
 from .amp import AutocastTrainer
 from .checkpoint import AtomicCheckpointer
 from .epochs import EpochLoop, describe_epoch_lengths, epoch_sampler
