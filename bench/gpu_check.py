@@ -56,7 +56,7 @@ from fastreid.evaluation import inference_on_dataset  # noqa: E402
 import train_net  # noqa: E402
 from cift.atomic import atomic_write_json  # noqa: E402
 from cift.branches import BRANCH_OF_QUERY_MODALITY, branch_features  # noqa: E402
-from cift.compat import dist_backend  # noqa: E402
+from cift.engine.launch import dist_backend  # noqa: E402
 from cift.data.modality import INFRARED  # noqa: E402
 from cift.data.synthetic import generate_synthetic_sysu  # noqa: E402
 from cift.engine import CIFTTrainer  # noqa: E402
