@@ -35,7 +35,7 @@ def main(argv=None) -> int:
                 "give each run its own as LABEL=DIR"))
         try:
             runs[label] = load_run_results(path)
-        except FileNotFoundError as err:
+        except CiftInputError as err:
             return print_input_error(err)
     datasets = list(dict.fromkeys(d for results in runs.values() for d in results))
     for dataset in datasets:
