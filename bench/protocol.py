@@ -26,7 +26,9 @@ sys.path.insert(0, str(ROOT / "projects" / "CIFT"))
 from cift.evaluation.tasks import run_tasks, run_tasks_top_r, sysu_tasks  # noqa: E402
 from cift.evaluation.vi_evaluator import protocol_distances, protocol_retrieval  # noqa: E402
 from cift.modeling.graph import GraphSettings  # noqa: E402
+from cift.modeling.pool_transfer import PoolTransfer  # noqa: E402
 from cift.modeling.transfer import test_time_transfer  # noqa: E402
+from cift.search_settings import TransferSettings  # noqa: E402
 
 
 def sysu_sized_items(rng: np.random.Generator, per_folder: int = 12) -> tuple[list, int]:
@@ -68,6 +70,10 @@ def main() -> None:
                                   GraphSettings(), form=form)
         return g.numpy(), q.numpy()
 
+    # as the evaluator and the tool transfer: a branch's trials from one neighbour search
+    pooled = PoolTransfer(transfer, GraphSettings(), TransferSettings(mode=args.transfer),
+                          lambda branch: None)
+
     def score(transfer_fn):
         if args.top_r:
             return run_tasks_top_r(lambda b: feats, items, tasks, lambda b: protocol_retrieval(
@@ -76,7 +82,7 @@ def main() -> None:
 
     sizes = {t.name: len(t.trials[0][1]) for t in tasks}
     start = time.perf_counter()
-    cift = score(transfer)
+    cift = score(pooled)
     t_cift = time.perf_counter() - start
     start = time.perf_counter()
     plain = score(None)

@@ -61,6 +61,7 @@ from cift.evaluation.vi_evaluator import (  # noqa: E402
 )
 from cift.fastreid_private import registered_names  # noqa: E402
 from cift.modeling.graph import GraphSettings  # noqa: E402
+from cift.modeling.pool_transfer import PoolTransfer  # noqa: E402
 from cift.modeling.transfer import test_time_transfer  # noqa: E402
 from cift.search_settings import search_backend, transfer_settings  # noqa: E402
 
@@ -289,9 +290,10 @@ def check_against_test_split(saved: SavedFeatures, root: str) -> bool:
 # ---------------------------------------------------------------- scoring
 
 
-def numpy_graph_transfer(settings: GraphSettings, cfg) -> GraphTransfer:
+def numpy_graph_transfer(settings: GraphSettings, cfg) -> PoolTransfer:
     """The test-time transfer (cift.modeling.transfer) on numpy arrays, in float32: dense or
-    from neighbour lists as TEST.TRANSFER says, as the evaluator's model does."""
+    from neighbour lists as TEST.TRANSFER says, a protocol's trials from one neighbour search
+    (`PoolTransfer`), as the evaluator's model does."""
     how = transfer_settings(cfg)
 
     def transfer(gallery: np.ndarray, queries: np.ndarray, branch: str):
@@ -300,7 +302,7 @@ def numpy_graph_transfer(settings: GraphSettings, cfg) -> GraphTransfer:
         form = "sparse" if how.sparse(g.shape[0] + q.shape[0]) else "chunked"
         g_out, q_out = test_time_transfer(g, q, settings, form=form, backend=how.backend)
         return g_out.numpy(), q_out.numpy()
-    return transfer
+    return PoolTransfer(transfer, settings, how, lambda branch: None)
 
 
 class Scorer:

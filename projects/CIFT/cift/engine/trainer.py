@@ -22,8 +22,8 @@ from ..data import build_vi_test_loader, build_vi_train_loader
 from ..evaluation import VIEvaluator, build_tasks, format_protocol_table
 from ..evaluation.cmc_plot import save_cmc_curves
 from ..evaluation.report import RESULTS_FILE
-from ..evaluation.vi_evaluator import GraphTransfer
 from ..fastreid_private import attach_step_trainer
+from ..modeling.pool_transfer import PoolTransfer
 from .amp import AutocastTrainer
 from .checkpoint import AtomicCheckpointer
 from .epochs import EpochLoop, describe_epoch_lengths, epoch_sampler
@@ -37,8 +37,9 @@ logger = logging.getLogger(__name__)
 
 
 
-def numpy_transfer(model) -> GraphTransfer | None:
-    """The model's test-time graph transfer on numpy arrays, or None for a model without one."""
+def numpy_transfer(model) -> PoolTransfer | None:
+    """The model's test-time graph transfer on numpy arrays (a protocol's trials from one
+    neighbour search, `PoolTransfer`), or None for a model without one."""
     module = getattr(model, "module", model)  # unwrap DistributedDataParallel
     if not hasattr(module, "transfer_test_features"):
         return None
@@ -48,7 +49,8 @@ def numpy_transfer(model) -> GraphTransfer | None:
                                              branch)
         return g.cpu().numpy(), q.cpu().numpy()
 
-    return transfer
+    return PoolTransfer(transfer, module.graph, module.test_transfer,
+                        lambda branch: module.projections[branch], module.device)
 
 
 class CIFTTrainer(EpochLoop, DefaultTrainer):

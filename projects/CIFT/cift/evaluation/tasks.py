@@ -11,13 +11,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import islice
 
 import numpy as np
 
 from ..branches import I2R, R2I
 from ..errors import check_choice
 from ..progress import progress
-from .distances import RAW_DTYPE, PairwiseRankings, trial_rankings
+from .distances import RAW_DTYPE, PairwiseRankings, Trial, trial_rankings
 from .galleries import sample_llcm_gallery, sample_sysu_gallery
 from .metrics import CMC_MODES, evaluate_llcm, evaluate_regdb, evaluate_sysu
 from .top_r import Search, evaluate_llcm_top_r, evaluate_regdb_top_r, evaluate_sysu_top_r
@@ -32,6 +33,9 @@ Metric = Callable[..., tuple]
 TopRMetric = Callable[..., tuple]
 # (query features (Q, d), gallery features (G, d)) -> (Q, G) distances
 Distance = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# (features (N, d), trials (query indices, gallery indices)) -> each trial's (Q, G) distances, in
+# order (computed together where they share work)
+TrialDistances = Callable[[np.ndarray, Sequence[Trial]], Iterator[np.ndarray]]
 # (query features (Q, d), gallery features (G, d)) -> nearest-gallery search of the trial
 Retrieval = Callable[[np.ndarray, np.ndarray], Search]
 
@@ -178,7 +182,7 @@ def summarise(rows: list[list[float]], names: tuple[str, ...] = METRICS
 
 
 def run_tasks(features: Callable[[str], np.ndarray], items: Sequence[tuple], tasks: list[Task],
-              distance: Callable[[str], Distance] | None = None,
+              distance: Callable[[str], TrialDistances] | None = None,
               curves: dict[str, np.ndarray] | None = None,
               trial_scores: dict[str, list[tuple]] | None = None,
               ) -> OrderedDict[str, OrderedDict[str, float]]:
@@ -190,8 +194,10 @@ def run_tasks(features: Callable[[str], np.ndarray], items: Sequence[tuple], tas
         items: (img_path, pid, camid, ...) test items, indexed by the tasks.
         distance: None ranks the features as given by −q·gᵀ in float64, as the public scripts
             do (:mod:`cift.evaluation.distances`: one product per branch sliced per trial, each
-            trial's ranking equal to that of its own product); or branch -> a distance of each
-            trial's (queries, gallery) features (after a transfer or with re-ranking).
+            trial's ranking equal to that of its own product); or branch -> the distances of
+            its trials from its features (after a transfer or with re-ranking), given all the
+            trials of the branch's tasks at once so that they can share work (see
+            :func:`each_trial` for a distance of one trial's features).
         curves: filled with {task name: mean (20,) CMC in percent} when given.
         trial_scores: filled with {task name: [(cmc, mAP, mINP) of each trial]} when given.
     Returns:
@@ -199,12 +205,13 @@ def run_tasks(features: Callable[[str], np.ndarray], items: Sequence[tuple], tas
     """
     pids, cams = _labels(items)
     raw: dict[str, tuple[np.ndarray, PairwiseRankings | None]] = {}
+    streams: dict[str, Iterator[np.ndarray]] = {}
 
     def raw_features(branch: str) -> tuple[np.ndarray, PairwiseRankings | None]:
         """The branch's features in float64 and one product for all of its tasks' trials."""
         if branch not in raw:
             x = np.asarray(features(branch), dtype=RAW_DTYPE)
-            trials = [t for task in tasks if task.branch == branch for t in task.trials]
+            trials = branch_trials(tasks, branch)
             fits = len(trials) > 1 and PairwiseRankings.fits(trials)
             raw[branch] = x, PairwiseRankings(x, trials) if fits else None
         return raw[branch]
@@ -214,11 +221,26 @@ def run_tasks(features: Callable[[str], np.ndarray], items: Sequence[tuple], tas
             x, shared = raw_features(task.branch)
             ranked = trial_rankings(x, task.trials, shared)
         else:
-            x, trial_distance = features(task.branch), distance(task.branch)
-            ranked = ((trial_distance(x[q], x[g]), None) for q, g in task.trials)
+            if task.branch not in streams:  # the branch's tasks' trials, consumed in order
+                streams[task.branch] = distance(task.branch)(features(task.branch),
+                                                             branch_trials(tasks, task.branch))
+            ranked = ((dist, None) for dist in islice(streams[task.branch], len(task.trials)))
         for (q, g), (dist, order) in zip(task.trials, ranked, strict=True):
             yield task.metric(dist, pids[q], pids[g], cams[q], cams[g], order=order)
     return _summarise_tasks(tasks, scores, METRICS, curves, trial_scores)
+
+
+def branch_trials(tasks: list[Task], branch: str) -> list[Trial]:
+    """The trials of every task of `branch`, task after task."""
+    return [t for task in tasks if task.branch == branch for t in task.trials]
+
+
+def each_trial(distance: Distance) -> TrialDistances:
+    """The :data:`TrialDistances` that computes `distance` of each trial's (queries, gallery)
+    features on its own."""
+    def distances(x: np.ndarray, trials: Sequence[Trial]) -> Iterator[np.ndarray]:
+        return (distance(x[q], x[g]) for q, g in trials)
+    return distances
 
 
 def run_tasks_top_r(features: Callable[[str], np.ndarray], items: Sequence[tuple],
@@ -302,4 +324,4 @@ def run_sysu_protocol(query_feats: np.ndarray, pool_feats: np.ndarray,
     tasks = sysu_tasks(items, len(query_items), modes=modes, shots=shots, trials=trials,
                        cmc_mode=cmc_mode)
     return run_tasks(lambda branch: feats, items, tasks,
-                     None if distance is None else lambda branch: distance)
+                     None if distance is None else lambda branch: each_trial(distance))

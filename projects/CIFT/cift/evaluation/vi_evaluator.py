@@ -4,7 +4,8 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -13,10 +14,10 @@ from fastreid.utils import comm
 
 from ..branches import BRANCHES, branch_features
 from ..search_settings import search_backend
-from .distances import RAW_DTYPE, l2_normalise, negative_inner_product
+from .distances import RAW_DTYPE, Trial, l2_normalise, negative_inner_product
 from .rerank import k_reciprocal_distance
 from .retrieval import check_retrieval, feature_search
-from .tasks import Distance, Retrieval, Task, run_tasks, run_tasks_top_r
+from .tasks import Retrieval, Task, TrialDistances, run_tasks, run_tasks_top_r
 
 logger = logging.getLogger(__name__)
 
@@ -30,31 +31,54 @@ GraphTransfer = Callable[[np.ndarray, np.ndarray, str], tuple[np.ndarray, np.nda
 FeaturesSink = Callable[[dict[str, np.ndarray]], None]
 
 
+@runtime_checkable
+class TrialsTransfer(Protocol):
+    """A :data:`GraphTransfer` that also transfers all trials of a branch together, sharing
+    their work (`cift.modeling.pool_transfer.PoolTransfer`)."""
+
+    def __call__(self, gallery: np.ndarray, queries: np.ndarray, branch: str
+                 ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def over_trials(self, x: np.ndarray, trials: Sequence[Trial], branch: str
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(x[g], x[q]) transferred of each (q, g) trial of the (N, d) features x, in order."""
+
+
+def transferred_trials(transfer: GraphTransfer, x: np.ndarray, trials: Sequence[Trial],
+                       branch: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(gallery, queries) transferred of each (q, g) trial of the (N, d) features x: together
+    when `transfer` is a :class:`TrialsTransfer`, else trial by trial."""
+    if isinstance(transfer, TrialsTransfer):
+        return transfer.over_trials(x, trials, branch)
+    return (transfer(x[g], x[q], branch) for q, g in trials)
+
+
 def protocol_distance(transfer: GraphTransfer | None = None, branch: str = "",
-                      rerank: dict | None = None) -> Distance | None:
-    """(queries, gallery) -> distances of one trial: −q·gᵀ (`distances.negative_inner_product`)
-    of the raw features in float64, or of the float32 features the test-time transfer of
-    `branch` gives when `transfer` is given; then k-reciprocal re-ranking when `rerank` holds its
-    k1, k2 and lambda_value. None for the raw features without re-ranking: `run_tasks` ranks
-    them from one product per branch."""
+                      rerank: dict | None = None) -> TrialDistances | None:
+    """(features (N, d), trials) -> each trial's distances: −q·gᵀ
+    (`distances.negative_inner_product`) of the raw features in float64, or of the float32
+    features the test-time transfer of `branch` gives when `transfer` is given (all trials from
+    one neighbour search where it can: :func:`transferred_trials`); then k-reciprocal
+    re-ranking when `rerank` holds its k1, k2 and lambda_value. None for the raw features
+    without re-ranking: `run_tasks` ranks them from one product per branch."""
     if transfer is None and rerank is None:
         return None
 
-    def distance(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+    def distances(x: np.ndarray, trials: Sequence[Trial]) -> Iterator[np.ndarray]:
         if transfer is not None:
-            gallery, queries = transfer(gallery, queries, branch)
+            pairs = transferred_trials(transfer, x, trials, branch)
         else:
-            queries, gallery = queries.astype(RAW_DTYPE), gallery.astype(RAW_DTYPE)
-        dist = negative_inner_product(queries, gallery)
-        if rerank is None:
-            return dist
-        # fastreid combines the Jaccard distance with the cosine distance 1 - q.g
-        return k_reciprocal_distance(queries, gallery, 1.0 + dist, **rerank)
-    return distance
+            pairs = ((x[g].astype(RAW_DTYPE), x[q].astype(RAW_DTYPE)) for q, g in trials)
+        for gallery, queries in pairs:
+            dist = negative_inner_product(queries, gallery)
+            # fastreid combines the Jaccard distance with the cosine distance 1 - q.g
+            yield dist if rerank is None else k_reciprocal_distance(
+                queries, gallery, 1.0 + dist, **rerank)
+    return distances
 
 
 def protocol_distances(transfer: GraphTransfer | None = None, rerank: dict | None = None
-                       ) -> Callable[[str], Distance] | None:
+                       ) -> Callable[[str], TrialDistances] | None:
     """branch -> :func:`protocol_distance` of that branch; None for the raw features without
     re-ranking (see `run_tasks`)."""
     if transfer is None and rerank is None:

@@ -14,7 +14,7 @@ import torch
 from ..neighbours import NORM_FLOOR, nearest_neighbours, self_nearest_neighbours, unit_rows
 from .graph import GraphSettings, affinity, row_weights
 
-__all__ = ["FORMS", "test_time_transfer"]
+__all__ = ["FORMS", "PoolNeighbours", "test_time_transfer", "transfer_from_lists"]
 
 # dense: the (G+Q)^2 graph; chunked: the G^2 gallery graph and query rows `block` at a time;
 # sparse: top-(k+1) neighbour lists, O((G + Q)(k + d)) plus one (block, G) similarity block.
@@ -58,16 +58,74 @@ def test_time_transfer(gallery: torch.Tensor, queries: torch.Tensor, settings: G
             outs.append(w[:, :-1] @ g + w[:, -1:] * q[chunk])
         q_out = torch.cat(outs) if outs else q[:0]
     else:
-        k = settings.k
-        g_sims, g_idx = self_nearest_neighbours(g_keys, k + 1, block, backend)  # self among them
-        g_out = weighted_rows(row_weights(g_sims / float(settings.tau_hom), k), g_idx, g)
-        q_sims, q_idx = nearest_neighbours(q_keys, g_keys, k + 1, block, backend)
-        w = query_rows(q_sims, q_keys, settings)
-        q_out = weighted_rows(w[:, :-1], q_idx, g) + w[:, -1:] * q
+        n = settings.k + 1
+        return transfer_from_lists(g, q, q_keys, settings,
+                                   self_nearest_neighbours(g_keys, n, block, backend),  # self too
+                                   nearest_neighbours(q_keys, g_keys, n, block, backend))
     return unit_rows(g_out), unit_rows(q_out)
 
 
 test_time_transfer.__test__ = False  # not a test, for pytest in modules that import it by name
+
+
+def transfer_from_lists(g: torch.Tensor, q: torch.Tensor, q_keys: torch.Tensor,
+                        settings: GraphSettings, gallery_lists: tuple[torch.Tensor, torch.Tensor],
+                        query_lists: tuple[torch.Tensor, torch.Tensor]
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The H2FT transfer of the sparse form from its neighbour lists.
+
+    Args:
+        g: (G, d) and q: (Q, d) unit features. q_keys: (Q, d') the queries' keys.
+        settings: the model's graph (H2FT).
+        gallery_lists: (G, n) cosine similarities of each gallery node's n nearest gallery
+            nodes (itself among them), descending, and their (G, n) indices into g.
+        query_lists: (Q, n) similarities of each query's n nearest gallery nodes and indices.
+    Returns:
+        (G, d) gallery and (Q, d) queries transferred, L2-normalised.
+    """
+    (g_sims, g_idx), (q_sims, q_idx) = gallery_lists, query_lists
+    g_out = weighted_rows(row_weights(g_sims / float(settings.tau_hom), settings.k), g_idx, g)
+    w = query_rows(q_sims, q_keys, settings)
+    q_out = weighted_rows(w[:, :-1], q_idx, g) + w[:, -1:] * q
+    return unit_rows(g_out), unit_rows(q_out)
+
+
+class PoolNeighbours:
+    """Cosine similarities of keys between the queries and the gallery pool that several trials
+    draw from, and within that pool, computed once as two products; each trial's neighbour
+    lists are the top-n of slices of them.
+
+    A trial's lists select as the sparse form's own search does (the top-n of the same
+    similarities, each gallery node among its own neighbours); the similarities differ from
+    the trial's own products only by rounding (a slice of a larger product), which can swap
+    the order of near-equal candidates.
+    """
+
+    def __init__(self, keys: torch.Tensor, queries: torch.Tensor, pool: torch.Tensor):
+        """keys: (N, d') keys of every item; queries: (Qu,) and pool: (P,) sorted distinct
+        int64 indices into keys of the trials' queries and gallery items."""
+        unit = unit_rows(keys)
+        self.queries, self.pool = queries, pool
+        self.query_pool = unit[queries] @ unit[pool].T  # (Qu, P)
+        self.pool_pool = unit[pool] @ unit[pool].T  # (P, P)
+
+    @staticmethod
+    def entries(num_queries: int, num_pool: int) -> int:
+        """Similarities held for `num_queries` queries and a pool of `num_pool` items."""
+        return num_queries * num_pool + num_pool * num_pool
+
+    def lists(self, q: torch.Tensor, g: torch.Tensor, n: int
+              ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """One trial's neighbour lists: (Q,) queries and (G,) distinct gallery items, int64
+        indices into the keys -> ((G, n') similarities and indices into g of each gallery node's
+        nearest gallery nodes, (Q, n') of each query's), n' = min(n, G), as
+        :func:`transfer_from_lists` takes them."""
+        rows = torch.searchsorted(self.queries, q)
+        cols = torch.searchsorted(self.pool, g)
+        n = min(n, cols.numel())
+        gallery = self.pool_pool.index_select(0, cols).index_select(1, cols).topk(n, dim=1)
+        queries = self.query_pool.index_select(0, rows).index_select(1, cols).topk(n, dim=1)
+        return (gallery.values, gallery.indices), (queries.values, queries.indices)
 
 
 def query_rows(gallery_sims: torch.Tensor, query_keys: torch.Tensor, settings: GraphSettings

@@ -1,0 +1,98 @@
+"""The test-time transfer of a protocol's trials that draw from one pool: the neighbour search
+done once for all of them.
+
+Each trial of SYSU-MM01 or LLCM transfers its own [gallery ; queries] graph, whose gallery is a
+draw from one pool and whose queries are (nearly) always the same. The neighbour-list form
+searches, per trial, the gallery against itself and the queries against the gallery: products
+of keys that are slices of the queries x pool and pool x pool products. :class:`PoolTransfer`
+computes those two once per branch (:class:`cift.modeling.transfer.PoolNeighbours`) and reads
+each trial's lists from their slices; the transfer itself is the sparse form's
+(:func:`cift.modeling.transfer.transfer_from_lists`). A single trial, a dense or GFT graph, the
+faiss search, or a pool whose products would exceed :data:`MAX_POOL_ENTRIES` go through the
+per-trial transfer unchanged. It serves the evaluator (`cift.evaluation.vi_evaluator`, which
+takes any object with its ``over_trials``) and tools/evaluate_features.py alike.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..neighbours import unit_rows
+from ..search_settings import TransferSettings
+from .graph import GraphSettings
+from .transfer import PoolNeighbours, transfer_from_lists
+
+__all__ = ["MAX_POOL_ENTRIES", "PoolTransfer"]
+
+# Largest number of similarities held for one branch's trials (PoolNeighbours.entries), the
+# bound of the raw features' shared product (cift.evaluation.distances.MAX_UNION_ENTRIES).
+MAX_POOL_ENTRIES = 2**27
+
+# (trial query indices, trial gallery indices) into the feature rows
+Trial = tuple[np.ndarray, np.ndarray]
+# (gallery (G, d), queries (Q, d), branch) -> transferred (gallery, queries), L2-normalised,
+# float32 (cift.evaluation.vi_evaluator.GraphTransfer).
+GraphTransfer = Callable[[np.ndarray, np.ndarray, str], tuple[np.ndarray, np.ndarray]]
+# branch -> the keys v(x) of its graph: (n, d) features -> (n, d') keys; None: the normalised
+# features themselves
+Keys = Callable[[str], Callable[[torch.Tensor], torch.Tensor] | None]
+
+
+@dataclass(frozen=True)
+class PoolTransfer:
+    """A model's test-time transfer: one trial's (``trial``, a :data:`GraphTransfer`) or all
+    trials of a branch from one neighbour search (:meth:`over_trials`).
+
+    Attributes:
+        trial: one trial's transfer (the per-trial path, and the fallback).
+        settings: the model's graph. how: TEST.TRANSFER (form by graph size, search backend).
+        keys: branch -> its key map (None: the normalised features).
+        device: where the keys and similarities are computed.
+    """
+
+    trial: GraphTransfer
+    settings: GraphSettings
+    how: TransferSettings
+    keys: Keys
+    device: str | torch.device = "cpu"
+
+    def __call__(self, gallery: np.ndarray, queries: np.ndarray, branch: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        return self.trial(gallery, queries, branch)
+
+    def shares(self, trials: Sequence[Trial]) -> bool:
+        """Whether the trials go through one neighbour search: several trials, each an H2FT
+        graph the torch search builds from neighbour lists, and products that fit."""
+        if len(trials) < 2 or self.settings.graph == "gft" or self.how.backend != "torch":
+            return False
+        if not all(self.how.sparse(q.size + g.size) for q, g in trials):
+            return False
+        queries = np.unique(np.concatenate([q for q, _ in trials])).size
+        pool = np.unique(np.concatenate([g for _, g in trials])).size
+        return PoolNeighbours.entries(queries, pool) <= MAX_POOL_ENTRIES
+
+    @torch.no_grad()
+    def over_trials(self, x: np.ndarray, trials: Sequence[Trial], branch: str
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(x[g] transferred (G, d), x[q] transferred (Q, d)), float32, of each (q, g) trial of
+        the (N, d) features x, in order (trials' gallery items distinct)."""
+        if not self.shares(trials):
+            for q, g in trials:
+                yield self.trial(x[g], x[q], branch)
+            return
+        feats = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        unit = unit_rows(feats)
+        key_map = self.keys(branch)
+        keys = unit if key_map is None else key_map(feats)
+        index = [(torch.from_numpy(q).long().to(self.device),
+                  torch.from_numpy(g).long().to(self.device)) for q, g in trials]
+        neighbours = PoolNeighbours(keys, torch.unique(torch.cat([q for q, _ in index])),
+                                    torch.unique(torch.cat([g for _, g in index])))
+        for q, g in index:
+            g_out, q_out = transfer_from_lists(unit[g], unit[q], keys[q], self.settings,
+                                               *neighbours.lists(q, g, self.settings.k + 1))
+            yield g_out.cpu().numpy(), q_out.cpu().numpy()
+
