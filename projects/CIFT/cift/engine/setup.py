@@ -12,6 +12,7 @@ from fastreid.utils.env import seed_all_rng
 
 from ..atomic import remove_stale_temporaries
 from ..config import load_config
+from ..console import quiet_console
 from .validate import validate
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ def setup(args: argparse.Namespace):
         cfg.freeze()
     if comm.is_main_process() and cfg.OUTPUT_DIR:
         remove_stale_temporaries(cfg.OUTPUT_DIR)
+    quiet_console(cfg.OUTPUT_DIR)  # before default_setup: its dumps go to log.txt only
     default_setup(cfg, args)  # cift's messages reach its logger's handlers (log_forwarding)
     if cpu_fallback:
         logger.warning("no GPU is visible: MODEL.DEVICE defaults to cpu, so this job runs on "
