@@ -198,3 +198,15 @@ def test_nearest_neighbour_learnable_with_a_modality_gap(default_root: pathlib.P
     assert same > 0.6
     assert same > cross + 0.3
     assert cross > 1.5 * chance
+
+
+def test_infrared_intensity_is_mostly_a_fixed_response_to_the_colour() -> None:
+    """Three quarters of a material's infrared intensity is the same spectral response for every
+    identity (learnable), not its luminance; a quarter is the identity's hidden signature."""
+    red, green = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    assert synthetic._infrared_level(red, 0.2) == pytest.approx(0.75 * 0.6 + 0.25 * 0.2)
+    assert synthetic._infrared_level(green, 0.2) == pytest.approx(0.75 * 0.1 + 0.25 * 0.2)
+    # a bright green is dark in infrared, unlike its luminance (0.587)
+    assert synthetic._infrared_level(green, 0.0) < 0.587 / 4
+    stripes = synthetic._infrared_level(np.stack([red, green]), np.array([0.2, 0.6]))
+    assert stripes == pytest.approx([0.5, 0.225])

@@ -8,9 +8,11 @@ SYSU-MM01 loader, sampler, model and protocol without downloading anything::
     <root>/.complete                             the generator's parameters (JSON), written last
 
 Identities differ by body shape (head, torso, legs, arms, bag), clothing pattern (plain, stripes,
-checks) and colours. Infrared images are grey (R == G == B): each material's intensity is half
-its visible luminance and half a hidden per-identity signature, so the colours are lost, the
-shape survives and the pattern only partly does. Every image adds nuisance (shift, scale, pose,
+checks) and colours. Infrared images are grey (R == G == B): each material's intensity is three
+quarters a fixed spectral response to its colour (not its luminance: the same weights for every
+identity, so a model can learn the correspondence from the training identities) and a quarter
+a hidden per-identity signature that no visible image shows. The colours are lost, the shape
+survives and the pattern partly does. Every image adds nuisance (shift, scale, pose,
 brightness, noise) and every camera its own background, colour cast or gain, and blur.
 
 Only numpy and Pillow are used; images depend on ``(seed, pid, camera, n)`` alone.
@@ -34,10 +36,13 @@ VISIBLE_CAMERAS = (1, 2, 4, 5)
 INFRARED_CAMERAS = (3, 6)
 MARKER = ".complete"
 # Bump when the rendering changes, so that a cached data set made by older code is not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 JPEG_QUALITY = 95
-# Share of an infrared intensity that follows the visible luminance; the rest is hidden.
-INFRARED_LUMINANCE_WEIGHT = 0.5
+# Infrared intensity of a material: INFRARED_VISIBLE_SHARE of it is INFRARED_RESPONSE @ its
+# visible RGB colour, the rest its identity's hidden signature. The response is not the
+# luminance (0.299, 0.587, 0.114): a grey copy of a visible image is not an infrared one.
+INFRARED_VISIBLE_SHARE = 0.75
+INFRARED_RESPONSE = np.array([0.6, 0.1, 0.3])
 VISIBLE_KEY = {"skin": "skin", "hair": "hair", "lower": "lower", "bag": "bag_rgb"}
 
 # Streams of numpy.random.SeedSequence([seed, stream, ...]): each draw depends only on its key.
@@ -65,7 +70,7 @@ def identity_cameras(pid: int) -> tuple[int, ...]:
 
 
 def identity_attributes(seed: int, pid: int) -> dict[str, Any]:
-    """Draw the appearance of identity ``pid``: shape, clothing and hidden thermal signature.
+    """Draw the appearance of identity ``pid``: shape, clothing and hidden infrared signature.
 
     Lengths are fractions of the image height (vertical) or width (horizontal).
     """
@@ -90,8 +95,8 @@ def identity_attributes(seed: int, pid: int) -> dict[str, Any]:
         "skin": rng.uniform(0.45, 0.9) * np.array([1.0, 0.8, 0.65]),
         "hair": rng.uniform(0.05, 0.5, 3),
         "bag_rgb": rng.uniform(0.0, 1.0, 3),
-        # hidden thermal signature: infrared reflectance of each part, mixed below with the
-        # visible luminance so that the two modalities agree only partially
+        # hidden signature: the part of each material's infrared intensity that its visible
+        # colour does not predict (_infrared_level)
         "t_skin": rng.uniform(0.7, 0.95),
         "t_upper": rng.uniform(0.2, 0.9),
         "t_lower": rng.uniform(0.2, 0.9),
@@ -208,14 +213,18 @@ def render_visible(attrs: dict[str, Any], camera: dict[str, Any], rng: np.random
 
 
 def _infrared_level(rgb: np.ndarray, hidden: float | np.ndarray) -> np.ndarray:
-    """Infrared intensity of a material: partly its visible luminance, partly hidden.
+    """Infrared intensity of a material: mostly the fixed spectral response to its visible
+    colour, partly its identity's hidden signature.
 
     Args:
         rgb: (..., 3) visible colour in [0, 1].
         hidden: the identity's hidden signature, broadcastable to ``rgb[..., 0]``.
+
+    Returns:
+        (...,) ``s * rgb @ INFRARED_RESPONSE + (1 - s) * hidden``, s = INFRARED_VISIBLE_SHARE.
     """
-    luminance = rgb @ np.array([0.299, 0.587, 0.114])
-    return INFRARED_LUMINANCE_WEIGHT * luminance + (1 - INFRARED_LUMINANCE_WEIGHT) * hidden
+    response = rgb @ INFRARED_RESPONSE
+    return INFRARED_VISIBLE_SHARE * response + (1 - INFRARED_VISIBLE_SHARE) * hidden
 
 
 def render_infrared(attrs: dict[str, Any], camera: dict[str, Any], rng: np.random.Generator,
