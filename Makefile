@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_OUT ?= logs/demo
 DEMO_SEED ?= 0
 
-.PHONY: install demo demo-docs demo-seeds test lint bench clean
+.PHONY: install demo demo-docs demo-seeds test lint bench gpu-check gpu-wheels clean
 
 install: $(STAMP)
 
@@ -67,6 +67,23 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/train_step.py
+
+# The GPU path in one command (docs/gpu.md): training at the paper's size in fp32 and AMP, the
+# transfer and search on the GPU against the CPU, NCCL; without a GPU, one line and exit 2.
+GPU_CHECK_OUT ?= logs/gpu-check
+gpu-check: $(STAMP)
+	@$(PY) bench/gpu_check.py --out $(GPU_CHECK_OUT)
+
+# What a GPU loan machine lacks (docs/gpu.md), as wheels for CPython 3.12 on x86-64 Linux, into
+# an ignored folder. FAISS: faiss-cpu fits the loan's 64 MiB everywhere; for a CUDA 12 torch,
+# make gpu-wheels FAISS=faiss-gpu-cu12==1.14.1.post1 (see docs/gpu.md).
+GPU_WHEELS ?= .gpu-wheels
+FAISS ?= faiss-cpu==1.15.1
+gpu-wheels:
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+		--platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 -d $(GPU_WHEELS) \
+		fastreid==1.4.0 yacs==0.1.8 PyYAML==6.0.3 termcolor==2.5.0 tabulate==0.9.0 $(FAISS)
+	du -sh $(GPU_WHEELS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check projects tests bench setup.py

@@ -6,9 +6,12 @@ single / multi-shot) and 112 / 1,120 (indoor) images drawn from a 96-identity vi
     .venv/bin/python bench/protocol.py [--dim 2048] [--transfer dense|sparse] [--top-r R]
 
 With --top-r R the trials are scored from each query's R nearest gallery images
-(TEST.RETRIEVAL.TOP_R) instead of full distance matrices.
+(TEST.RETRIEVAL.TOP_R) instead of full distance matrices. Prints wall-clock and CPU seconds: on
+a busy machine, the CPU time of a one-thread run (OMP_NUM_THREADS=1) bounds its wall-clock time
+on an idle one.
 """
 import argparse
+import os
 import resource
 import sys
 import time
@@ -21,11 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "projects" / "CIFT"))
 
 from cift.evaluation.tasks import run_tasks, run_tasks_top_r, sysu_tasks  # noqa: E402
-from cift.evaluation.vi_evaluator import protocol_distance, protocol_retrieval  # noqa: E402
-from cift.modeling.graph import (  # noqa: E402
-    sparse_transfer_gallery_queries,
-    transfer_gallery_queries,
-)
+from cift.evaluation.vi_evaluator import protocol_distances, protocol_retrieval  # noqa: E402
+from cift.modeling.graph import GraphSettings  # noqa: E402
+from cift.modeling.transfer import test_time_transfer  # noqa: E402
 
 
 def sysu_sized_items(rng: np.random.Generator, per_folder: int = 12) -> tuple[list, int]:
@@ -55,21 +56,23 @@ def main() -> None:
     centres = rng.standard_normal((96, args.dim)).astype(np.float32)
     feats = centres[[it[1] for it in items]] + 3.0 * rng.standard_normal(
         (len(items), args.dim)).astype(np.float32)
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)  # as the evaluator ranks them
+    cpu = time.process_time()
     start = time.perf_counter()
     tasks = sysu_tasks(items, num_query)
     t_draws = time.perf_counter() - start
-    fn = sparse_transfer_gallery_queries if args.transfer == "sparse" else transfer_gallery_queries
+    form = "sparse" if args.transfer == "sparse" else "chunked"  # the model's dense form
 
     def transfer(gallery, queries, branch):
-        g, q = fn(torch.from_numpy(gallery), torch.from_numpy(queries))
+        g, q = test_time_transfer(torch.from_numpy(gallery), torch.from_numpy(queries),
+                                  GraphSettings(), form=form)
         return g.numpy(), q.numpy()
 
     def score(transfer_fn):
         if args.top_r:
             return run_tasks_top_r(lambda b: feats, items, tasks, lambda b: protocol_retrieval(
                 transfer_fn, b, args.backend), args.top_r)
-        return run_tasks(lambda b: feats, items, tasks,
-                         lambda b: protocol_distance(transfer_fn, b))
+        return run_tasks(lambda b: feats, items, tasks, protocol_distances(transfer_fn))
 
     sizes = {t.name: len(t.trials[0][1]) for t in tasks}
     start = time.perf_counter()
@@ -78,11 +81,14 @@ def main() -> None:
     start = time.perf_counter()
     plain = score(None)
     t_plain = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"queries={num_query} gallery sizes={sizes} dim={args.dim} transfer={args.transfer} "
-          f"top_r={args.top_r or 'off'} threads={torch.get_num_threads()}")
+          f"top_r={args.top_r or 'off'} threads={torch.get_num_threads()} "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"gallery draws {t_draws:.1f} s | CIFT (transfer + protocol) {t_cift:.1f} s | "
-          f"CIFT† (protocol) {t_plain:.1f} s | total {t_draws + t_cift + t_plain:.1f} s | "
+          f"CIFT† (protocol) {t_plain:.1f} s | total {t_draws + t_cift + t_plain:.1f} s "
+          f"({cpu:.1f} s CPU) | "
           f"peak RSS {rss:.0f} MiB")
     r1 = (cift["all-single"]["R1"], plain["all-single"]["R1"])
     print(f"all-single R1: CIFT {r1[0]:.1f}, CIFT† {r1[1]:.1f}")

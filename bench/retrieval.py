@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Time and peak memory of one SYSU-protocol evaluation on a large gallery: the full ranking
-(a (Q, G) distance matrix, argsort) vs top-R lists (TEST.RETRIEVAL.TOP_R), from random
-features of identities with `--per-id` images each.
+(a (Q, G) float64 −q·gᵀ matrix, as the evaluator ranks raw features, argsort) vs top-R lists
+(TEST.RETRIEVAL.TOP_R), from random unit features of identities with `--per-id` images each.
 
     .venv/bin/python bench/retrieval.py [--queries 5000] [--gallery 100000] [--dim 2048]
                                         [--top-r 100] [--backend torch|faiss]
@@ -43,14 +43,15 @@ def problem(args) -> tuple[np.ndarray, ...]:
 def measure(args, method: str) -> dict:
     import torch
 
+    from cift.evaluation.distances import RAW_DTYPE, negative_inner_product
     from cift.evaluation.protocols import evaluate_sysu, evaluate_sysu_top_r
     from cift.evaluation.retrieval import feature_search
-    from cift.evaluation.tasks import cosine_distance
 
     q, g, q_pids, g_pids, q_cams, g_cams = problem(args)
     start = time.perf_counter()
     if method == "full":
-        cmc, m_ap, _ = evaluate_sysu(cosine_distance(q, g), q_pids, g_pids, q_cams, g_cams)
+        dist = negative_inner_product(q.astype(RAW_DTYPE), g.astype(RAW_DTYPE))
+        cmc, m_ap, _ = evaluate_sysu(dist, q_pids, g_pids, q_cams, g_cams)
     else:
         cmc, m_ap = evaluate_sysu_top_r(feature_search(q, g, args.backend), args.top_r,
                                         q_pids, g_pids, q_cams, g_cams)

@@ -30,14 +30,11 @@ DENSE_MATRICES = 4
 
 
 def measure(n: int, dim: int, method: str, backend: str) -> dict:
-    from cift.modeling.graph import sparse_transfer_gallery_queries, transfer
+    from cift.modeling.graph import GraphSettings
+    from cift.modeling.transfer import test_time_transfer
 
     def run(g: torch.Tensor, q: torch.Tensor) -> None:
-        if method == "dense":
-            is_query = torch.arange(g.shape[0] + q.shape[0], device=g.device) >= g.shape[0]
-            transfer(torch.cat([g, q]), is_query)
-        else:
-            sparse_transfer_gallery_queries(g, q, backend=backend)
+        test_time_transfer(g, q, GraphSettings(), form=method, backend=backend)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
 

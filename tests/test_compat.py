@@ -3,7 +3,7 @@
 
 Shims patch process-global state, so the behaviours run outside this process, in
 tests/helpers/compat_program.py: once with every shim, and once per shim with all the others. The
-program loads compat.py on its own, because importing the `cift` package would apply every shim.
+program loads compat.py without the `cift` package, because importing it would apply every shim.
 """
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ import re
 import subprocess
 import sys
 import textwrap
-from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -204,108 +202,6 @@ def test_shims_can_run_again_without_stacking() -> None:
     assert sys.modules["torch._six"].string_classes == (str, bytes)
     for name in ("Mapping", "MutableMapping", "Sequence", "Iterable"):
         assert getattr(collections, name) is getattr(collections.abc, name)
-
-
-# fastreid's private state, reached only through compat: each accessor against fastreid's own
-# code that writes or reads that state.
-
-def test_local_process_group_is_the_one_fastreid_reads(monkeypatch) -> None:
-    from fastreid.utils import comm
-
-    made = []
-
-    def new_group(ranks, timeout):
-        made.append((ranks, timeout))
-        return tuple(ranks)
-
-    monkeypatch.setattr(compat.dist, "new_group", new_group)
-    monkeypatch.setattr(comm, "_LOCAL_PROCESS_GROUP", None)
-    compat.set_local_process_group(5, 2, 3, timedelta(seconds=9))  # rank 3 of 2 + 2 + 1
-    assert made == [([0, 1], timedelta(seconds=9)), ([2, 3], timedelta(seconds=9)),
-                    ([4], timedelta(seconds=9))]  # every rank creates every machine's group
-    monkeypatch.setattr(comm.dist, "is_initialized", lambda: True)
-    monkeypatch.setattr(comm.dist, "get_world_size", lambda group=None: len(group))
-    monkeypatch.setattr(comm.dist, "get_rank", lambda group=None: group.index(3))
-    assert (comm.get_local_size(), comm.get_local_rank()) == (2, 1)
-
-
-def test_hook_parts_and_last_results_of_default_trainer_hooks() -> None:
-    from fastreid.config import get_cfg
-    from fastreid.engine import DefaultTrainer, hooks
-    from fastreid.utils.events import EventWriter
-
-    cfg = get_cfg()
-    cfg.TEST.EVAL_PERIOD = 3
-    model = torch.nn.Linear(2, 1)
-    writer = EventWriter()
-    trainer = SimpleNamespace(cfg=cfg, model=model, scheduler={}, checkpointer=None,
-                              optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-                              build_writers=lambda: [writer],
-                              test=lambda cfg, model: {"metric": 7.0})
-    built = DefaultTrainer.build_hooks(trainer)
-    eval_hook = next(h for h in built if isinstance(h, hooks.EvalHook))
-    period, evaluate = compat.eval_hook_parts(eval_hook)
-    assert compat.last_eval_results(trainer) is None  # before any evaluation
-    assert period == 3 and evaluate() == {"metric": 7.0}
-    assert compat.last_eval_results(trainer) == {"metric": 7.0}
-    periodic = next(h for h in built if isinstance(h, hooks.PeriodicWriter))
-    assert compat.periodic_writer_writers(periodic) == [writer]
-
-
-def test_step_trainer_runs_the_steps_from_the_iterator_set() -> None:
-    from fastreid.engine import DefaultTrainer
-    from fastreid.engine.train_loop import SimpleTrainer
-    from fastreid.utils.events import EventStorage
-
-    seen = []
-
-    class Model(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
-        def forward(self, batch):
-            seen.append(batch)
-            return {"loss": (self.w * batch).sum()}
-
-    model = Model()
-    step = SimpleTrainer(model, [], torch.optim.SGD(model.parameters(), lr=1.0), None)
-    trainer = DefaultTrainer.__new__(DefaultTrainer)  # without its __init__, as CIFTTrainer
-    compat.attach_step_trainer(trainer, step)
-    assert compat.step_trainer(trainer) is step and trainer.model is model
-    compat.set_data_iterator(step, iter([torch.tensor([2.0])]))
-    with EventStorage(0):
-        trainer.iter = 0
-        trainer.run_step()  # DefaultTrainer.run_step delegates to the step trainer
-    assert seen == [torch.tensor([2.0])] and model.w.item() == -2.0
-    compat.set_data_iterator(step, None)
-    with EventStorage(0), pytest.raises(TypeError):
-        trainer.run_step()
-
-
-def test_pending_images_and_histograms_are_the_storage_entries() -> None:
-    from fastreid.utils.events import EventStorage
-
-    with EventStorage(4) as storage:
-        image = torch.zeros(3, 2, 2)
-        storage.put_image("img", image)
-        storage.put_histogram("h", torch.arange(4.0), bins=2)
-        [(name, stored, step)] = compat.pending_images(storage)
-        assert (name, stored is image, step) == ("img", True, 4)
-        [histogram] = compat.pending_histograms(storage)
-        assert histogram["tag"] == "h" and histogram["global_step"] == 4
-        storage.clear_images()
-        assert compat.pending_images(storage) == []
-
-
-def test_registered_names_of_a_registry() -> None:
-    from fastreid.utils.registry import Registry
-
-    registry = Registry("probe")
-    for name in ("b", "a"):
-        registry.register(type(name, (), {}))
-    assert compat.registered_names(registry) == ("a", "b")
-    assert "SyntheticVI" in compat.registered_names(DATASET_REGISTRY)
 
 
 @pytest.mark.parametrize("registry, name, module", [

@@ -1,6 +1,6 @@
-"""TEST.SEARCH.BACKEND, the one key of the neighbour search (test-time transfer and top-R lists):
-the deprecated TEST.TRANSFER.BACKEND and TEST.RETRIEVAL.BACKEND still work, with one deprecation
-line each, and disagreeing keys are refused. Also the layering the shared modules allow."""
+"""TEST.SEARCH.BACKEND, the one key of the neighbour search (test-time transfer and top-R lists),
+and TEST.TRANSFER.*: read into the model and the evaluator; the removed backend keys are unknown
+keys naming it. Also the layering the shared modules allow."""
 from __future__ import annotations
 
 import ast
@@ -10,67 +10,38 @@ import pytest
 from fastreid.modeling.meta_arch import build_model
 
 from cift import load_config
-from cift.engine import validate
-from cift.errors import CiftInputError
-from cift.search_settings import (
-    TransferSettings,
-    check_search_keys,
-    search_backend,
-    transfer_settings,
-)
+from cift.search_settings import TransferSettings, search_backend, transfer_settings
 from helpers import DEMO, ROOT
 from helpers import DEMO_CIFT as CIFT
+from helpers.errors import one_line_error
 from helpers.evaluator import evaluate, noisy
 from helpers.runs import TINY
 
 PACKAGE = ROOT / "projects" / "CIFT" / "cift"
-NEW, OLD_TRANSFER, OLD_RETRIEVAL = ("TEST.SEARCH.BACKEND", "TEST.TRANSFER.BACKEND",
-                                    "TEST.RETRIEVAL.BACKEND")
+KEY = "TEST.SEARCH.BACKEND"
 
 
 def cfg(*opts):
     return load_config(DEMO, list(opts))
 
 
-@pytest.mark.parametrize("opts, backend, deprecated", [
-    ((), "torch", []),
-    ((NEW, "faiss"), "faiss", []),
-    ((OLD_TRANSFER, "faiss"), "faiss", [OLD_TRANSFER]),
-    ((OLD_RETRIEVAL, "faiss"), "faiss", [OLD_RETRIEVAL]),
-    ((OLD_RETRIEVAL, "torch"), "torch", [OLD_RETRIEVAL]),
-    ((OLD_TRANSFER, "faiss", OLD_RETRIEVAL, "faiss"), "faiss", [OLD_TRANSFER, OLD_RETRIEVAL]),
-    ((NEW, "faiss", OLD_RETRIEVAL, "faiss"), "faiss", [OLD_RETRIEVAL]),
-])
-def test_backend_from_the_new_or_a_deprecated_key(opts, backend, deprecated, capsys):
-    config = cfg(*opts)
-    assert search_backend(config) == backend
-    assert capsys.readouterr().err == ""  # reading is silent; the input checks print
-    assert check_search_keys(config) == backend
-    lines = capsys.readouterr().err.splitlines()
-    assert lines == [f"warning: {old} is deprecated, use {NEW}" for old in deprecated]
+@pytest.mark.parametrize("opts, backend", [((), "torch"), ((KEY, "faiss"), "faiss")])
+def test_backend_from_the_key(opts, backend):
+    assert search_backend(cfg(*opts)) == backend
 
 
-@pytest.mark.parametrize("opts, named", [
-    ((OLD_TRANSFER, "faiss", OLD_RETRIEVAL, "torch"), (OLD_TRANSFER, OLD_RETRIEVAL)),
-    ((NEW, "faiss", OLD_TRANSFER, "torch"), (NEW, OLD_TRANSFER)),
-    ((NEW, "annoy"), (NEW,)),
-    ((OLD_RETRIEVAL, "annoy"), (OLD_RETRIEVAL,)),
-])
-def test_disagreeing_or_unknown_backends_are_refused(opts, named):
-    with pytest.raises(CiftInputError) as err:
-        search_backend(cfg(*opts))
-    assert all(key in str(err.value) for key in named) and "\n" not in str(err.value)
+@pytest.mark.parametrize("old", ["TEST.TRANSFER.BACKEND", "TEST.RETRIEVAL.BACKEND"])
+def test_the_removed_backend_keys_name_the_key_that_replaced_them(old):
+    assert one_line_error(cfg, old, "faiss") == f"{old}: unknown key; it is now {KEY}"
 
 
-def test_input_checks_print_one_deprecation_line(env, capsys):
-    validate.validate(load_config(DEMO, [*TINY, OLD_RETRIEVAL, "torch"]))
-    assert capsys.readouterr().err.splitlines() == [
-        f"warning: {OLD_RETRIEVAL} is deprecated, use {NEW}"]
+def test_an_unknown_backend_is_refused():
+    assert one_line_error(cfg, KEY, "annoy") == (
+        f"{KEY} 'annoy': expected one of ('torch', 'faiss')")
 
 
-@pytest.mark.parametrize("key", [NEW, OLD_TRANSFER])
-def test_the_model_receives_the_settings(key):
-    model = build_model(load_config(CIFT, [*TINY, "MODEL.HEADS.NUM_CLASSES", "6", key, "faiss",
+def test_the_model_receives_the_settings():
+    model = build_model(load_config(CIFT, [*TINY, "MODEL.HEADS.NUM_CLASSES", "6", KEY, "faiss",
                                            "TEST.TRANSFER.MODE", "sparse",
                                            "TEST.TRANSFER.SPARSE_ABOVE", "7"]))
     assert model.test_transfer == TransferSettings("sparse", 7, "faiss")
@@ -79,8 +50,7 @@ def test_the_model_receives_the_settings(key):
     assert TransferSettings("sparse").sparse(1) and not TransferSettings("dense").sparse(10**9)
 
 
-@pytest.mark.parametrize("key", [NEW, OLD_RETRIEVAL, OLD_TRANSFER])
-def test_the_top_r_search_uses_the_backend(key, monkeypatch):
+def test_the_top_r_search_uses_the_backend(monkeypatch):
     import cift.evaluation.retrieval as retrieval
 
     used, search = [], retrieval.nearest_neighbours
@@ -90,7 +60,7 @@ def test_the_top_r_search_uses_the_backend(key, monkeypatch):
         return search(*args, backend=backend, **kwargs)
 
     monkeypatch.setattr(retrieval, "nearest_neighbours", recording)
-    got = evaluate(noisy, "TEST.RETRIEVAL.TOP_R", "6", key, "faiss")
+    got = evaluate(noisy, "TEST.RETRIEVAL.TOP_R", "6", KEY, "faiss")
     assert used and set(used) == {"faiss"}
     assert got["all-single"]["R1"] == evaluate(noisy, "TEST.RETRIEVAL.TOP_R", "6")[
         "all-single"]["R1"]

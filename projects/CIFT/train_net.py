@@ -15,6 +15,7 @@ import cift  # noqa: F401  first: patches fastreid for torch 2 and registers eve
 # isort: split
 from fastreid.engine import default_argument_parser
 
+from cift.arguments import one_line_errors
 from cift.config import load_config
 from cift.engine import CIFTTrainer
 from cift.engine.checkpoint import (
@@ -22,14 +23,15 @@ from cift.engine.checkpoint import (
     add_trust_argument,
     num_classes_in_checkpoint,
 )
+from cift.engine.interrupt import reports_interruptions
 from cift.engine.launch import launch, started_by_torchrun
-from cift.engine.setup import check_job, setup
+from cift.engine.setup import check_job, check_launch_arguments, setup
 from cift.errors import CiftInputError, CiftJobError, print_input_error
 
 
 def argument_parser():
-    """fastreid's arguments plus --trust-checkpoint."""
-    parser = default_argument_parser()
+    """fastreid's arguments plus --trust-checkpoint; usage errors in one line."""
+    parser = one_line_errors(default_argument_parser())
     add_trust_argument(parser)
     return parser
 
@@ -53,9 +55,11 @@ def main(args):
     return trainer.train()
 
 
+@reports_interruptions  # SIGINT / SIGTERM: one line, exit 128 + signal number
 def run(argv=None) -> int:
-    args = argument_parser().parse_args(argv)
     try:
+        args = argument_parser().parse_args(argv)
+        check_launch_arguments(args)
         world_size = args.num_gpus * args.num_machines
         if world_size > 1 and not started_by_torchrun():
             # once, before any process is spawned; the workers then skip the checks

@@ -17,7 +17,7 @@ from cift.analysis.topology import (
     grouping_margin,
     pair_masks,
 )
-from cift.modeling.graph import affinity, gft_affinity
+from cift.modeling.graph import GraphSettings, affinity
 
 PIDS = [0, 0, 1, 1]
 # Hand-worked: GR = mean negative distance - mean positive distance per row.
@@ -166,9 +166,9 @@ def test_affinity_quality_depends_only_on_row_order():
     x = torch.randn(12, 6, generator=g, dtype=torch.float64)
     pids = torch.arange(4).repeat_interleave(3)
     cos = 1 - cosine_distance_matrix(x)
-    dense = gft_affinity(x, tau=0.4, k=12)  # every entry kept
     is_query = torch.arange(12) >= 8
-    dense_h2ft = affinity(x, is_query, k=12)
+    dense = affinity(x, is_query, GraphSettings("gft", k=12))  # every entry kept
+    dense_h2ft = affinity(x, is_query, GraphSettings(k=12))
     assert float(affinity_quality(dense, pids)) == float(affinity_quality(cos, pids))
     # H2FT rows that may not see a column must not count it
     allowed = dense_h2ft > 0
@@ -184,8 +184,9 @@ def test_affinity_quality_of_a_top_k_affinity_with_many_positives_is_zero():
     x = e[[0] * 6 + [1] * 6] + 0.01 * torch.randn(12, 2, generator=torch.Generator()
                                                   .manual_seed(0), dtype=torch.float64)
     pids = [0] * 6 + [1] * 6
-    assert float(affinity_quality(gft_affinity(x, k=4), pids)) == 0.0
-    assert float(affinity_quality(gft_affinity(x, k=12), pids)) == 1.0
+    no_query = torch.zeros(12, dtype=torch.bool)
+    assert float(affinity_quality(affinity(x, no_query, GraphSettings("gft", k=4)), pids)) == 0.0
+    assert float(affinity_quality(affinity(x, no_query, GraphSettings("gft", k=12)), pids)) == 1.0
 
 
 def test_affinity_error_rate_hand_worked():

@@ -28,6 +28,7 @@ from cift.data.build import load_dataset
 from cift.engine.checkpoint import AtomicCheckpointer
 from cift.errors import CiftInputError
 from cift.evaluation.tasks import build_tasks
+from cift.modeling.graph import GraphSettings
 from helpers import DEMO as BASELINE
 from helpers import DEMO_CIFT as CIFT
 from helpers import SETTINGS, load_script
@@ -103,14 +104,14 @@ def test_eval_graph_transfer_is_the_models(cift_model):
     g = torch.Generator().manual_seed(0)
     gallery, queries = torch.randn(10, 512, generator=g), torch.randn(4, 512, generator=g)
     graph = EvalGraph.of(model, "i2r")
-    assert (graph.h2ft, graph.tau_hom, graph.tau_het, graph.k) == (True, 0.4, 0.2, 4)
+    assert graph.settings == model.graph == GraphSettings("h2ft", 0.4, 0.2, 4)
     x = torch.nn.functional.normalize(torch.cat([gallery, queries]), dim=1)
     is_query = torch.arange(14) >= 10
     y = torch.nn.functional.normalize(graph.affinity(x, is_query) @ x, dim=1)
     g_out, q_out = model.transfer_test_features(gallery, queries, "i2r")
     torch.testing.assert_close(y, torch.cat([g_out, q_out]), rtol=1e-5, atol=1e-5)
     gft = EvalGraph.of(build_model(config(CIFT, "MODEL.CIFT.GRAPH", "gft")), "r2i")
-    assert not gft.h2ft and gft.visible_columns(is_query)[10:, 11:].any()
+    assert gft.settings.graph == "gft" and gft.visible_columns(is_query)[10:, 11:].any()
     assert EvalGraph.of(build_model(config(BASELINE)), "i2r") == EvalGraph()
 
 

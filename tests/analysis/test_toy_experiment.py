@@ -86,5 +86,14 @@ def test_command_writes_csv_figures_and_summary(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert printed.startswith("toy experiment: 2 repetitions of a 3 x 3 (Q_X, Q_A) grid")
     assert "supplementary: 0.16" in printed
-    with pytest.raises(SystemExit):
-        tool.main(["--out", str(out), "--per-id", "1"])
+    assert tool.main(["--out", str(out), "--per-id", "1"]) == 2
+
+
+@pytest.mark.parametrize("flag, value, key", [("--tau", "0", "MODEL.CIFT.TAU_HOM"),
+                                              ("--tau", "nan", "MODEL.CIFT.TAU_HOM"),
+                                              ("--k", "0", "MODEL.CIFT.TOPK")])
+def test_graph_flags_are_checked_as_their_config_keys(tmp_path, capsys, flag, value, key):
+    assert load_tool().main(["--out", str(tmp_path / "toy"), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag}" in err and key in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "toy").exists()

@@ -19,7 +19,8 @@ from helpers.trees import make_llcm, make_regdb
 TINY = ["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.BACKBONE.DEPTH", "18x",
         "MODEL.BACKBONE.FEAT_DIM", "512", "INPUT.SIZE_TRAIN", "[32, 16]",
         "INPUT.SIZE_TEST", "[32, 16]", "INPUT.PADDING.SIZE", "2", "SOLVER.IMS_PER_BATCH", "16",
-        "SOLVER.ITERS_PER_EPOCH", "1", "SOLVER.MAX_EPOCH", "2", "SOLVER.WARMUP_EPOCHS", "1",
+        "SOLVER.ITERS_PER_EPOCH", "1", "SOLVER.MAX_EPOCH", "2", "SOLVER.STEPS", "[1]",
+        "SOLVER.WARMUP_EPOCHS", "1",
         "SOLVER.CHECKPOINT_PERIOD", "1", "SOLVER.LOG_PERIOD", "100", "TEST.EVAL_PERIOD", "2",
         "TEST.IMS_PER_BATCH", "16", "DATALOADER.NUM_WORKERS", "0", "MODEL.CIFT.CRI.SAMPLES", "2",
         "SEED", "0"]
@@ -73,7 +74,7 @@ def test_llcm_trains_and_evaluates_both_directions(llcm_env, config):
 
 def trials_cli(env: Path, *extra: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, str(ROOT / "projects/CIFT/tools/run_regdb_trials.py"),
-           "--config-file", str(ROOT / "configs/RegDB/baseline_R50.yml"), "--trials", "1,2",
+           "--config-file", str(ROOT / "configs/RegDB/baseline_R50.yml"), "--splits", "1,2",
            *TINY, "OUTPUT_DIR", str(env / "runs"), *extra]
     return subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
 
@@ -112,7 +113,7 @@ def run_regdb_trials(*argv: str) -> int:
 
 def test_regdb_trial_runner_rejects_bad_trials(capsys):
     rc = run_regdb_trials("--config-file", str(ROOT / "configs/RegDB/baseline_R50.yml"),
-                          "--trials", "0,11")
+                          "--splits", "0,11")
     stderr = capsys.readouterr().err
     assert rc == 2 and "1..10" in stderr and len(stderr.splitlines()) == 1
 
@@ -167,4 +168,4 @@ def test_regdb_split_runner_takes_splits_by_their_name(capsys):
                           "--splits", "3,12")
     stderr = capsys.readouterr().err
     assert rc == 2 and len(stderr.splitlines()) == 1
-    assert "--splits '3,12'" in stderr and "RegDB splits are 1..10" in stderr
+    assert "--splits" in stderr and "DATASETS.REGDB.SPLIT 12: expected an int in 1..10" in stderr

@@ -11,7 +11,7 @@ from fastreid.modeling.meta_arch import build_model
 from cift.config import load_config
 from cift.data.transforms import PILToFloatTensor, RandomErasing, build_vi_transforms
 from cift.engine import CIFTTrainer
-from cift.modeling.heads import BNNeckHead
+from cift.modeling.meta_arch.cift import BNNeckHead
 from helpers import ROOT
 
 PAPER_CONFIGS = ["configs/SYSU-MM01/cift_R50.yml", "configs/SYSU-MM01/baseline_R50.yml",

@@ -107,35 +107,9 @@ def test_regdb_trial_without_files(regdb_root: Path) -> None:
     assert str(regdb_root / "RegDB" / "idx" / "train_visible_3.txt") in error_message(info)
 
 
-def test_regdb_split_key_and_its_deprecated_name(capsys) -> None:
-    config = str(REGDB_CONFIG)
-    new = cift.load_config(config, ["DATASETS.REGDB.SPLIT", "3"])
+def test_regdb_split_key() -> None:
+    new = cift.load_config(str(REGDB_CONFIG), ["DATASETS.REGDB.SPLIT", "3"])
     assert RegDB.config_kwargs(new) == {"trial": 3}
-    assert "deprecated" not in capsys.readouterr().err
-    # the old key still selects the split, over the config file's SPLIT 1, with one line
-    old = cift.load_config(config, ["DATASETS.REGDB.TRIAL", "4"])
-    assert old.DATASETS.REGDB.SPLIT == 4 and RegDB.config_kwargs(old) == {"trial": 4}
-    err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and "DATASETS.REGDB.TRIAL" in err[0] and "DATASETS.REGDB.SPLIT" in err[0]
-    same = cift.load_config(config, ["DATASETS.REGDB.TRIAL", "4", "DATASETS.REGDB.SPLIT", "4"])
-    assert same.DATASETS.REGDB.SPLIT == 4
-
-
-def test_regdb_split_and_trial_keys_in_conflict() -> None:
-    with pytest.raises(cift.CiftInputError) as info:
-        cift.load_config(str(REGDB_CONFIG),
-                         ["DATASETS.REGDB.TRIAL", "4", "DATASETS.REGDB.SPLIT", "2"])
-    message = error_message(info)
-    assert "DATASETS.REGDB.TRIAL 4" in message and "DATASETS.REGDB.SPLIT 2" in message
-
-
-def test_regdb_deprecated_key_read_without_load_config() -> None:
-    # a fastreid-style setup (get_cfg + add_cift_config + merge) never calls load_config
-    from fastreid.config import get_cfg
-
-    cfg = cift.add_cift_config(get_cfg())
-    cfg.merge_from_list(["DATASETS.REGDB.TRIAL", "5"])
-    assert RegDB.config_kwargs(cfg) == {"trial": 5}
 
 
 @pytest.mark.parametrize("trial", [0, 11, -1, "1", 1.0, True, None])
@@ -299,3 +273,31 @@ def test_llcm_train_image_without_camera(llcm_root: Path) -> None:
         LLCM(root=str(llcm_root))
     message = error_message(info)
     assert str(path) in message and "unnamed.jpg" in message
+
+
+# ---------------------------------------------------------------- text encodings
+
+@pytest.mark.parametrize("dataset, name, expected", [
+    ("RegDB", "train_thermal_1.txt", "expected `relative/path label` lines"),
+    ("LLCM", "train_nir.txt", "expected `relative/path label` lines"),
+    ("LLCM", "test_id.txt", "expected comma-separated integer ids"),
+])
+def test_a_list_that_is_not_utf8_is_one_line_naming_line_and_byte(regdb_root: Path, tmp_path,
+                                                                 dataset, name, expected):
+    root = regdb_root if dataset == "RegDB" else tmp_path / "llcm"
+    if dataset == "LLCM":
+        make_llcm(root)
+    path = root / dataset / "idx" / name
+    first, *rest = path.read_bytes().split(b"\n", 1)
+    path.write_bytes(first + b"\n" + b"caf\xe9 7\n" + b"".join(rest))
+    offset = len(first) + 1 + 3
+    with pytest.raises(cift.CiftInputError) as info:
+        (RegDB if dataset == "RegDB" else LLCM)(root=str(root))
+    assert error_message(info) == (f"{path}: line 2, byte {offset}: b'\\xe9' is not UTF-8 "
+                                   f"text ({expected})")
+
+
+def test_a_byte_order_mark_is_read_as_utf8(regdb_root: Path) -> None:
+    path = regdb_root / "RegDB" / "idx" / "train_visible_1.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert len(RegDB(root=str(regdb_root)).train) == 2 * sum(PERSONS[p] for p in (0, 1, 2))

@@ -8,15 +8,17 @@ test ids.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 import cift
+from cift.config import default_config
 from cift.data.build import VIDataset, load_dataset
 from cift.data.datasets import SYSUMM01, SyntheticVI
-from helpers.errors import error_message
+from helpers.errors import error_message, one_line_error
 from helpers.trees import write_image
 
 VISIBLE, INFRARED = (1, 2, 4, 5), (3, 6)
@@ -173,13 +175,13 @@ def test_unreadable_image(sysu_root: Path) -> None:
 def test_load_dataset_reads_fastreid_datasets(sysu_root: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FASTREID_DATASETS", str(sysu_root))
-    data = load_dataset(cift.load_config(), "SYSUMM01")
+    data = load_dataset(default_config(), "SYSUMM01")
     assert isinstance(data, SYSUMM01) and len(data.query) == 6
 
 
 def test_load_dataset_unknown_name_lists_known() -> None:
     with pytest.raises(cift.CiftInputError) as info:
-        load_dataset(cift.load_config(), "NoSuchSet")
+        load_dataset(default_config(), "NoSuchSet")
     message = error_message(info)
     assert "NoSuchSet" in message
     for known in ("SYSUMM01", "SyntheticVI", "Market1501"):
@@ -222,3 +224,61 @@ def test_synthetic_vi_folder_from_other_parameters_is_refused(tmp_path: Path) ->
     SyntheticVI(root=str(tmp_path), num_ids=12, images_per_camera=2, test_ids=4, val_ids=2)
     with pytest.raises(cift.CiftInputError, match=str(tmp_path / "SyntheticVI")):
         SyntheticVI(root=str(tmp_path), num_ids=13, images_per_camera=2, test_ids=4, val_ids=2)
+
+
+def test_split_file_that_is_not_utf8_names_line_and_byte(sysu_root: Path) -> None:
+    path = sysu_root / "SYSU-MM01" / "exp" / "train_id.txt"
+    path.write_bytes(b"1,\n2\xff\n")
+    assert one_line_error(SYSUMM01, root=str(sysu_root)) == (
+        f"{path}: line 2, byte 4: b'\\xff' is not UTF-8 text (expected comma-separated "
+        "integer ids)")
+
+
+def test_train_and_test_ids_that_overlap_are_refused_naming_them(sysu_root: Path) -> None:
+    (sysu_root / "SYSU-MM01" / "exp" / "test_id.txt").write_text("5,7,2,4\n")
+    assert one_line_error(SYSUMM01, root=str(sysu_root)) == (
+        f"{sysu_root / 'SYSU-MM01' / 'exp'}: 2 identities are listed both for training "
+        "(train_id.txt, val_id.txt) and for testing (test_id.txt): 2, 4")
+
+
+def test_listed_ids_whose_folders_are_empty_are_refused_all_named(sysu_root: Path) -> None:
+    data_dir = sysu_root / "SYSU-MM01"
+    for cam in (1, 3, 4):  # every folder of identity 1 emptied, and of identity 4
+        for image in (data_dir / f"cam{cam}" / "0001").iterdir():
+            image.unlink()
+    shutil.rmtree(data_dir / "cam1" / "0004")
+    shutil.rmtree(data_dir / "cam3" / "0004")
+    (data_dir / "cam2" / "0004").mkdir(parents=True)  # an empty folder of its own
+    assert one_line_error(SYSUMM01, root=str(sysu_root)) == (
+        f"{data_dir}: 2 identities listed in exp/ have no image in cam{{1,2,4,5,3,6}}/<id>/ "
+        "(folder missing or empty): 0001, 0004")
+
+
+def test_non_utf8_image_names_are_listed_and_read(sysu_root: Path) -> None:
+    folder = sysu_root / "SYSU-MM01" / "cam5" / "0002"
+    name = os.fsdecode(b"caf\xe9.jpg")
+    write_image(folder / name, 99)
+    data = SYSUMM01(root=str(sysu_root))
+    path = str(folder / name)
+    assert path in [item[0] for item in data.train]
+    dataset = VIDataset(data.train, transform=None, relabel=True)
+    assert dataset[[item[0] for item in data.train].index(path)]["images"].size == (4, 8)
+
+
+@pytest.mark.parametrize("content", ["truncated", "not an image", "bomb"])
+def test_every_decode_error_is_one_line_naming_the_file(sysu_root: Path, content: str,
+                                                        monkeypatch) -> None:
+    from PIL import Image
+
+    image = sysu_root / "SYSU-MM01" / "cam5" / "0002" / "0001.jpg"
+    if content == "truncated":
+        image.write_bytes(image.read_bytes()[:200])
+    elif content == "not an image":
+        image.write_bytes(b"GIF89a but nothing after")
+    else:  # more than twice MAX_IMAGE_PIXELS: PIL refuses to decode it
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)
+    data = SYSUMM01(root=str(sysu_root))
+    dataset = VIDataset(data.train, transform=None, relabel=True)
+    with pytest.raises(cift.CiftInputError) as info:
+        dataset[[item[0] for item in data.train].index(str(image))]
+    assert error_message(info).startswith(f"{image}: cannot read image (")

@@ -1,11 +1,13 @@
 """Two CPU processes (gloo on loopback) train and evaluate CIFT: fastreid-style spawning with
---num-gpus 2 and torchrun-style environment variables."""
+--num-gpus 2 and torchrun-style environment variables; the per-machine groups fastreid reads."""
 import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
+from cift.engine import launch
 from helpers import DEMO_CIFT, ROOT
 from helpers.runs import TINY as TRAIN_NET_TINY
 
@@ -47,3 +49,23 @@ def test_two_processes_started_by_torchrun(datasets_root, tmp_path):
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                 "--nproc-per-node", "2"]
     check_run(run(launcher, out, datasets_root), out)
+
+
+def test_local_process_group_is_the_one_fastreid_reads(monkeypatch) -> None:
+    from fastreid.utils import comm
+
+    made = []
+
+    def new_group(ranks, timeout):
+        made.append((ranks, timeout))
+        return tuple(ranks)
+
+    monkeypatch.setattr(launch.dist, "new_group", new_group)
+    monkeypatch.setattr(comm, "_LOCAL_PROCESS_GROUP", None)
+    launch.set_local_process_group(5, 2, 3, timedelta(seconds=9))  # rank 3 of 2 + 2 + 1
+    assert made == [([0, 1], timedelta(seconds=9)), ([2, 3], timedelta(seconds=9)),
+                    ([4], timedelta(seconds=9))]  # every rank creates every machine's group
+    monkeypatch.setattr(comm.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(comm.dist, "get_world_size", lambda group=None: len(group))
+    monkeypatch.setattr(comm.dist, "get_rank", lambda group=None: group.index(3))
+    assert (comm.get_local_size(), comm.get_local_rank()) == (2, 1)

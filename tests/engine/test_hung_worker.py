@@ -96,17 +96,17 @@ def test_frozen_rank_ends_the_job_with_one_line_naming_it(tmp_path, frozen):
 def test_timeout_defaults_and_key(monkeypatch):
     from datetime import timedelta
 
-    from cift.config import load_config
+    from cift.config import default_config
     from cift.engine import launch
 
-    assert load_config().DIST_TIMEOUT_S == 0
+    assert default_config().DIST_TIMEOUT_S == 0
     assert launch.dist_timeout(0, "gloo") == timedelta(minutes=5)
     assert launch.dist_timeout(0, "nccl") == timedelta(minutes=30)
     assert launch.dist_timeout(12.5, "nccl") == timedelta(seconds=12.5)
     # the torchrun path passes it to the process group (the spawned path: the test above)
     seen = {}
     monkeypatch.setattr(launch.dist, "init_process_group", lambda **kw: seen.update(kw))
-    monkeypatch.setattr("cift.compat.set_local_process_group", lambda *a: None)
+    monkeypatch.setattr("cift.engine.launch.set_local_process_group", lambda *a: None)
     monkeypatch.setattr(launch.comm, "synchronize", lambda: None)
     monkeypatch.setattr(launch.dist, "get_world_size", lambda: 2)
     monkeypatch.setattr(launch.dist, "get_rank", lambda: 0)

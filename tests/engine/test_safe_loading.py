@@ -197,3 +197,40 @@ def test_train_net_eval_only_refuses_a_checkpoint_that_does_not_fit(datasets, ch
                  str(checkpoint), "OUTPUT_DIR", str(tmp_path / "out"))
     err = error_line(capsys)
     assert rc == 2 and str(checkpoint) in err and "heads.classifier.weight" in err
+
+
+def test_non_finite_weights_are_refused_naming_the_first_tensor(model, tmp_path):
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["heads.b.neck.weight"][2] = float("inf")
+    state["backbone.conv1.weight"].view(-1)[5] = float("nan")
+    path = tmp_path / "nan.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    for strict in (True, False):  # evaluation and training initialisation alike
+        message = one_line_error(AtomicCheckpointer(tiny(), strict=strict).load, str(path))
+        assert message == (f"{path}: backbone.conv1.weight holds NaN or inf values (2 tensors "
+                           "in all); refusing to load weights that are not finite")
+
+
+def test_training_from_weights_that_fit_nothing_is_refused(tmp_path):
+    path = tmp_path / "other.safetensors"
+    save_file({"encoder.weight": torch.ones(4, 4), "encoder.bias": torch.ones(4)}, str(path))
+    fresh = tiny()
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    message = one_line_error(AtomicCheckpointer(fresh).load, str(path))
+    assert message.startswith(f"{path}: none of its 2 tensors fits the model built from the "
+                              f"config (0 of {len(before)} would load")
+    assert all(torch.equal(v, before[k]) for k, v in fresh.state_dict().items())
+
+
+def test_a_partial_fit_is_logged_with_counts_and_groups(checkpoint, caplog):
+    deeper = tiny(CIFT, "MODEL.BACKBONE.DEPTH", "34x")
+    own = deeper.state_dict()
+    saved = torch.load(checkpoint, weights_only=True)["model"]
+    fit = [k for k, v in saved.items() if k in own and v.shape == own[k].shape]
+    with caplog.at_level(logging.WARNING):
+        AtomicCheckpointer(deeper).load(str(checkpoint))
+    lines = [r.getMessage() for r in caplog.records if "keep their initial values" in
+             r.getMessage()]
+    assert len(lines) == 1
+    assert lines[0].startswith(f"{checkpoint}: loaded {len(fit)} of the model's {len(own)} "
+                               "tensors; the others keep their initial values: backbone.layer1 (")

@@ -51,3 +51,26 @@ def test_a_ranking_metric_other_than_cosine_is_refused(env, tmp_path, capsys):
     assert rc == 2 and len(err.splitlines()) == 1
     assert "TEST.METRIC 'euclidean'" in err and "cosine" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, line", [
+    ([], "error: --config-file: required (e.g. --config-file "
+         "configs/Demo/baseline_synthetic.yml)"),
+    (["--config-file", DEMO, "--num-gpus", "0"], "error: --num-gpus 0: expected an int >= 1"),
+    (["--config-file", DEMO, "--num-gpus", "-2"], "error: --num-gpus -2: expected an int >= 1"),
+    (["--config-file", DEMO, "--num-machines", "0"],
+     "error: --num-machines 0: expected an int >= 1"),
+    (["--config-file", DEMO, "--machine-rank", "1"],
+     "error: --machine-rank 1: expected an int in 0..0 (--num-machines 1)"),
+])
+def test_launch_flags_are_checked_in_one_line(argv, line, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(*argv) == 2
+    assert capsys.readouterr().err.strip() == line
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_a_malformed_flag_is_one_line(capsys):
+    assert run_cli("--config-file", DEMO, "--num-gpus", "two") == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: argument --num-gpus: invalid int value: 'two'")

@@ -6,7 +6,8 @@ import torch
 from cift.errors import CiftInputError
 from cift.evaluation import format_protocol_table
 from cift.evaluation.retrieval import check_retrieval, feature_search
-from cift.modeling.graph import transfer_gallery_queries
+from cift.modeling.graph import GraphSettings
+from cift.modeling.transfer import test_time_transfer
 from helpers import DEMO, SETTINGS
 from helpers.evaluator import cfg, evaluate, noisy
 from helpers.runs import args, run_cli, train_net
@@ -18,7 +19,7 @@ RANKS = ("R1", "R5", "R10", "R20")
 @pytest.mark.parametrize("top_r", [1, 6, 1000])
 def test_top_r_keeps_the_cmc_and_truncates_ap(top_r, backend):
     full = evaluate(noisy)
-    got = evaluate(noisy, "TEST.RETRIEVAL.TOP_R", str(top_r), "TEST.RETRIEVAL.BACKEND", backend)
+    got = evaluate(noisy, "TEST.RETRIEVAL.TOP_R", str(top_r), "TEST.SEARCH.BACKEND", backend)
     for setting in SETTINGS:
         assert list(got[setting]) == [n for m in (*RANKS, f"mAP@{top_r}") for n in (m, m + "_std")]
         for name in RANKS:
@@ -36,9 +37,9 @@ def test_top_r_transfers_each_trial_before_the_search():
         return np.stack([f, f[:, ::-1].copy()], axis=1)
 
     def transfer(gallery, queries, branch):
-        g, q = transfer_gallery_queries(torch.from_numpy(gallery), torch.from_numpy(queries))
-        unit = torch.nn.functional.normalize
-        return unit(g, dim=1).numpy(), unit(q, dim=1).numpy()
+        g, q = test_time_transfer(torch.from_numpy(gallery), torch.from_numpy(queries),
+                                  GraphSettings())
+        return g.numpy(), q.numpy()
 
     full = evaluate(two_branches, transfer=transfer)
     got = evaluate(two_branches, "TEST.RETRIEVAL.TOP_R", "4", transfer=transfer)
@@ -51,21 +52,25 @@ def test_top_r_transfers_each_trial_before_the_search():
     assert got["CIFT"]["all-single"]["R1"] != got["CIFT\u2020"]["all-single"]["R1"]
 
 
-def test_feature_search_ranks_by_cosine_within_the_candidates():
+def test_feature_search_ranks_by_inner_product_within_the_candidates():
+    # Rows of different lengths: the search ranks q.g of the features as given (the full
+    # rankings' -q.g), which here differs from ranking by cosine.
     rng = np.random.default_rng(0)
-    q, g = rng.standard_normal((9, 4)), rng.standard_normal((30, 4))
-    cos = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (
-        g / np.linalg.norm(g, axis=1, keepdims=True)).T
+    q, g = rng.standard_normal((9, 4)), rng.standard_normal((30, 4)) * rng.uniform(0.2, 3, (30, 1))
+    dot = q @ g.T
+    cos = dot / np.linalg.norm(q, axis=1, keepdims=True) / np.linalg.norm(g, axis=1)
     search = feature_search(q, g)
     rows, columns = np.array([1, 4, 8]), np.arange(0, 30, 3)
-    np.testing.assert_array_equal(search(rows, None, 5), np.argsort(-cos[rows], axis=1)[:, :5])
+    np.testing.assert_array_equal(search(rows, None, 5), np.argsort(-dot[rows], axis=1)[:, :5])
     np.testing.assert_array_equal(search(rows, columns, 50),
-                                  np.argsort(-cos[rows][:, columns], axis=1))
+                                  np.argsort(-dot[rows][:, columns], axis=1))
+    assert not np.array_equal(np.argsort(-dot[rows], axis=1)[:, :5],
+                              np.argsort(-cos[rows], axis=1)[:, :5])
 
 
 @pytest.mark.parametrize("opts, match", [
     (("TEST.RETRIEVAL.TOP_R", "-1"), "TOP_R -1"),
-    (("TEST.RETRIEVAL.BACKEND", "annoy"), "TEST.RETRIEVAL.BACKEND 'annoy'"),
+    (("TEST.SEARCH.BACKEND", "annoy"), "TEST.SEARCH.BACKEND 'annoy'"),
     (("TEST.RETRIEVAL.TOP_R", "10", "TEST.RERANK.ENABLED", "True"), "RERANK"),
 ])
 def test_bad_retrieval_settings_are_named(opts, match):

@@ -7,7 +7,6 @@ import re
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -21,7 +20,8 @@ from cift.export.onnx_export import (  # noqa: E402
     onnx_features,
     onnx_max_abs_diff,
 )
-from cift.modeling.graph import transfer_gallery_queries  # noqa: E402
+from cift.modeling.graph import GraphSettings  # noqa: E402
+from cift.modeling.transfer import test_time_transfer  # noqa: E402
 from helpers.exports import export, images, trained_like, write_run  # noqa: E402
 
 SIZE = (32, 16)
@@ -110,13 +110,13 @@ def test_parity_check_still_refuses_a_real_mismatch():
 
 @pytest.mark.parametrize("exported", ["CIFT"], indirect=True)
 def test_documented_transfer_on_onnx_features_ranks_as_pytorch(exported):
-    """docs/model_zoo.md: ONNX features + transfer_gallery_queries in Python == the model."""
+    """docs/model_zoo.md: ONNX features + test_time_transfer in Python == the model."""
     _, model, data = exported
     gallery, queries = images(12, seed=3), images(4, seed=4)
-    g = F.normalize(torch.from_numpy(onnx_features(data, gallery.numpy())[:, 1]), dim=1)
-    q = F.normalize(torch.from_numpy(onnx_features(data, queries.numpy())[:, 1]), dim=1)
-    g, q = transfer_gallery_queries(g, q, tau_hom=0.4, tau_het=0.2, k=4)
-    similarity = F.normalize(q, dim=1) @ F.normalize(g, dim=1).T
+    g = torch.from_numpy(onnx_features(data, gallery.numpy())[:, 1])
+    q = torch.from_numpy(onnx_features(data, queries.numpy())[:, 1])
+    g, q = test_time_transfer(g, q, GraphSettings("h2ft", tau_hom=0.4, tau_het=0.2, k=4))
+    similarity = q @ g.T
     with torch.no_grad():
         g_ref, q_ref = model.transfer_test_features(model(gallery)[:, 1], model(queries)[:, 1],
                                                     "i2r")

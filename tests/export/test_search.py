@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,7 @@ from PIL import Image
 
 from cift.data.transforms import build_vi_transforms
 from cift.export import load_model_from_files
-from cift.export.image_folders import collect_images
+from cift.export.image_folders import NOT_UTF8, collect_images
 from cift.export.ranklist import (
     BORDER,
     CORRECT_COLOUR,
@@ -214,3 +217,55 @@ def test_progress_display():
     lines = log.getvalue().splitlines()
     assert lines[0] == "query: 1/100 images" and lines[-1] == "query: 100/100 images"
     assert len(lines) == 11  # every 10 %
+
+
+def test_images_with_non_utf8_names_are_skipped_and_named_in_results(zoo, tree, tmp_path,
+                                                                     caplog):
+    gallery = tmp_path / "gallery"
+    for pid in ("0001", "0002"):
+        for n in range(2):
+            solid(gallery / pid / f"{pid}_{n}.png", COLOURS[pid])
+    odd = os.fsdecode(b"caf\xe9.png")
+    solid(gallery / "0002" / odd, COLOURS["0002"])
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING):
+        assert search(zoo["CIFT"], [tree / "query"], [gallery], out) == 0
+    shown = f"{gallery / '0002'}/caf\\xe9.png"
+    assert f"{shown}: skipped (file name is not UTF-8" in caplog.text
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert results["gallery_size"] == 4 and results["num_queries"] == 2
+    assert results["skipped"] == [{"path": shown, "error": NOT_UTF8}]
+    assert len(list((out / "ranklists").iterdir())) == 2  # one per query, as results.json says
+
+
+def test_an_output_that_is_a_file_or_held_is_refused_before_any_work(zoo, tree, tmp_path,
+                                                                    capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert search(zoo["CIFT"], [tree / "query"], [tree / "gallery"], afile) == 2
+    assert error_line(capsys) == f"error: --output {afile}: not a folder (a file of that name " \
+                                 "exists)"
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD.format(out=str(out))],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert search(zoo["CIFT"], [tree / "query"], [tree / "gallery"], out) == 2
+        assert error_line(capsys) == (f"error: --output {out}: in use by another run (pid "
+                                      f"{holder.pid}); wait for it to end, or choose another "
+                                      "--output")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(p.name for p in out.iterdir()) == [".cift-lock"]
+
+
+HOLD = """
+import fcntl, os, sys, time
+fd = os.open(os.path.join({out!r}, ".cift-lock"), os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, str(os.getpid()).encode())
+print("locked", flush=True)
+time.sleep(600)
+"""

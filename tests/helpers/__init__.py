@@ -2,8 +2,10 @@
 
 The modules beside this one build what several test folders need: `runs` (tiny train_net
 runs), `exports` (trained-like models and run folders), `evaluator` (fake SYSU test sets fed
-to the evaluator), `trees` (fake RegDB / LLCM trees) and `unpickling` (an object whose
-unpickling is observable). `compat_program.py` and `resume_driver.py` are run as scripts.
+to the evaluator), `trees` (fake RegDB / LLCM trees), `unpickling` (an object whose
+unpickling is observable) and `interruptions` (stopped-and-resumed runs compared with an
+uninterrupted one). `compat_program.py`, `resume_driver.py` and `plain_features.py` (a features
+file written without cift) are run as scripts.
 """
 from __future__ import annotations
 

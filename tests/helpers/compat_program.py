@@ -9,8 +9,11 @@ child applies every shim but SKIP, runs the behaviours (functions of this module
 ...}} to WORKDIR/result-SKIP.json. The parent imports the heavy third-party modules once before
 forking; fastreid, which the shims patch, is imported only by the children.
 
-compat.py is loaded on its own, because importing the `cift` package would apply every shim.
+compat.py is loaded without the `cift` package, because importing it would apply every shim:
+as a module of a stand-in package over the same folder, whose empty __init__ lets compat import
+its siblings (errors, fastreid_private).
 """
+import importlib
 import importlib.util
 import json
 import os
@@ -18,13 +21,13 @@ import pathlib
 import subprocess
 import sys
 import traceback
+import types
 
 _cift = importlib.util.find_spec("cift")  # finds the package without running its __init__
-_spec = importlib.util.spec_from_file_location(
-    "cift_compat_probe", pathlib.Path(_cift.origin).parent / "compat.py")
-compat = importlib.util.module_from_spec(_spec)
-sys.modules["cift_compat_probe"] = compat  # so that spawned processes can unpickle its names
-_spec.loader.exec_module(compat)
+_package = types.ModuleType("cift_compat_probe")
+_package.__path__ = [str(pathlib.Path(_cift.origin).parent)]
+sys.modules["cift_compat_probe"] = _package  # so that spawned processes can unpickle its names
+compat = importlib.import_module("cift_compat_probe.compat")
 SKIP, WORKDIR = "", pathlib.Path(".")
 
 

@@ -1,4 +1,4 @@
-"""H2FT / GFT affinity and transfer against a plain per-row loop reference; masks, top-k, ties."""
+"""H2FT / GFT affinity against a plain per-row loop reference; masks, top-k, ties."""
 
 import math
 
@@ -6,16 +6,7 @@ import pytest
 import torch
 
 from cift.branches import BRANCHES as TRAINING_MODES
-from cift.modeling.graph import (
-    affinity,
-    gft_affinity,
-    gft_transfer,
-    graph_affinity,
-    graph_query_mask,
-    neighbour_mask,
-    training_query_mask,
-    transfer,
-)
+from cift.modeling.graph import GraphSettings, affinity, neighbour_mask, training_query_mask
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
 TOLERANCES = {
@@ -120,31 +111,19 @@ def _allowed_count(is_query, i, self_loops):
 def test_affinity_matches_reference(dtype, layout, k, self_loops):
     is_query = _layout(layout)
     x = _features(len(is_query), dtype=dtype, seed=k)
-    a = affinity(x, is_query, tau_hom=TAU_HOM, tau_het=TAU_HET, k=k, self_loops=self_loops)
+    a = affinity(x, is_query, GraphSettings(tau_hom=TAU_HOM, tau_het=TAU_HET, k=k),
+                 self_loops=self_loops)
     expected = reference_affinity(x, is_query, TAU_HOM, TAU_HET, k, self_loops)
     assert a.dtype == dtype and a.shape == (len(is_query),) * 2
     assert torch.equal(a > 0, expected > 0)  # the same entries survive the top-k
     torch.testing.assert_close(a, expected.to(dtype), **TOLERANCES[dtype])
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("layout", LAYOUTS)
-def test_transfer_is_affinity_times_x(dtype, layout):
-    is_query = _layout(layout)
-    x = _features(len(is_query), dtype=dtype, seed=3)
-    y = transfer(x, is_query, tau_hom=0.3, tau_het=0.1, k=3)
-    a = affinity(x, is_query, tau_hom=0.3, tau_het=0.1, k=3)
-    torch.testing.assert_close(y, a @ x, **TOLERANCES[dtype])
-    expected = reference_affinity(x, is_query, 0.3, 0.1, 3) @ x.double()
-    torch.testing.assert_close(y, expected.to(dtype), **TOLERANCES[dtype])
-
-
 def test_defaults_are_the_paper_recipe():
     is_query = _layout("test_time")
     x = _features(len(is_query))
     expected = reference_affinity(x, is_query, 0.4, 0.2, 4)
-    torch.testing.assert_close(affinity(x, is_query), expected)
-    torch.testing.assert_close(transfer(x, is_query), expected @ x)
+    torch.testing.assert_close(affinity(x, is_query, GraphSettings()), expected)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,7 +136,7 @@ def test_defaults_are_the_paper_recipe():
 def test_masks_topk_and_row_sums(layout, self_loops):
     is_query = _layout(layout)
     n, k = len(is_query), 4
-    a = affinity(_features(n, seed=7), is_query, k=k, self_loops=self_loops)
+    a = affinity(_features(n, seed=7), is_query, GraphSettings(k=k), self_loops=self_loops)
     queries, gallery = is_query.nonzero().flatten(), (~is_query).nonzero().flatten()
     off_diagonal = ~torch.eye(n, dtype=torch.bool)
     # Queries never see other queries; gallery rows never see queries.
@@ -177,7 +156,7 @@ def test_self_is_one_of_the_k_entries():
     # k = 4 including self: each gallery row keeps itself and its 3 most similar other nodes.
     is_query = torch.zeros(10, dtype=torch.bool)
     x = _features(10, seed=11)
-    a = affinity(x, is_query, k=4)
+    a = affinity(x, is_query, GraphSettings(k=4))
     cos = torch.nn.functional.normalize(x, dim=1) @ torch.nn.functional.normalize(x, dim=1).T
     for i in range(10):
         others = cos[i].clone()
@@ -191,23 +170,26 @@ def test_each_query_is_one_query_against_the_gallery():
     # gives the same query rows as 50 graphs of one query each (and as any chunking).
     is_query = _layout("test_time")
     x = _features(len(is_query), seed=5)
-    full = transfer(x, is_query)
+    full = affinity(x, is_query, GraphSettings()) @ x
     n_gallery = 30
     for q in (30, 41, 79):
         single = torch.cat([x[:n_gallery], x[q : q + 1]])
         single_is_query = torch.tensor([False] * n_gallery + [True])
-        torch.testing.assert_close(transfer(single, single_is_query)[-1], full[q])
-    torch.testing.assert_close(transfer(x[:n_gallery], is_query[:n_gallery]), full[:n_gallery])
+        y = affinity(single, single_is_query, GraphSettings()) @ single
+        torch.testing.assert_close(y[-1], full[q])
+    gallery, gallery_is_query = x[:n_gallery], is_query[:n_gallery]
+    torch.testing.assert_close(affinity(gallery, gallery_is_query, GraphSettings()) @ gallery,
+                               full[:n_gallery])
 
 
 def test_leading_dimensions_are_independent_graphs():
     is_query = _layout("r2i")
     x = torch.stack([_features(len(is_query), seed=s) for s in range(3)])
-    batched = affinity(x, is_query, self_loops=False)
+    batched = affinity(x, is_query, GraphSettings(), self_loops=False)
     assert batched.shape == (3, len(is_query), len(is_query))
     for s in range(3):
-        torch.testing.assert_close(batched[s], affinity(x[s], is_query, self_loops=False))
-    torch.testing.assert_close(transfer(x, is_query)[1], transfer(x[1], is_query))
+        torch.testing.assert_close(batched[s],
+                                   affinity(x[s], is_query, GraphSettings(), self_loops=False))
 
 
 def test_features_need_not_be_normalised_and_are_not_modified():
@@ -215,7 +197,8 @@ def test_features_need_not_be_normalised_and_are_not_modified():
     x = _features(len(is_query), seed=2)
     before = x.clone()
     scaled = x * torch.linspace(0.1, 10, len(is_query))[:, None]
-    torch.testing.assert_close(affinity(scaled, is_query), affinity(x, is_query))
+    torch.testing.assert_close(affinity(scaled, is_query, GraphSettings()),
+                               affinity(x, is_query, GraphSettings()))
     assert torch.equal(x, before)
 
 
@@ -223,7 +206,7 @@ def test_small_temperatures_stay_finite():
     # exp(1 / 0.005) overflows float32; the row shift keeps it finite and normalised.
     is_query = _layout("test_time")
     x = _features(len(is_query), dtype=torch.float32, seed=4)
-    a = affinity(x, is_query, tau_hom=0.005, tau_het=0.005, k=4, self_loops=False)
+    a = affinity(x, is_query, GraphSettings(tau_hom=0.005, tau_het=0.005, k=4), self_loops=False)
     assert torch.isfinite(a).all()
     torch.testing.assert_close(a.sum(dim=1), torch.ones(len(is_query)))
 
@@ -231,20 +214,22 @@ def test_small_temperatures_stay_finite():
 def test_rows_without_allowed_entries_are_zero():
     # One gallery node without self-loops: its row has nothing to see; queries see only it.
     is_query = torch.tensor([False, True, True])
-    a = affinity(_features(3), is_query, self_loops=False)
+    a = affinity(_features(3), is_query, GraphSettings(), self_loops=False)
     expected = torch.tensor([[0.0, 0, 0], [1, 0, 0], [1, 0, 0]], dtype=torch.float64)
     assert torch.equal(a, expected)
     # Only queries and self-loops: each node is its own only neighbour.
     only_queries = torch.ones(4, dtype=torch.bool)
-    assert torch.equal(affinity(_features(4), only_queries), torch.eye(4, dtype=torch.float64))
+    assert torch.equal(affinity(_features(4), only_queries, GraphSettings()),
+                       torch.eye(4, dtype=torch.float64))
 
 
 def test_gradients_match_finite_differences():
     is_query = torch.tensor([False, False, False, False, True, True])
     x = _features(6, d=4, seed=9).requires_grad_()
-    assert torch.autograd.gradcheck(lambda v: transfer(v, is_query, k=3), (x,))
-    assert torch.autograd.gradcheck(lambda v: gft_transfer(v, k=3), (x,))
-    assert torch.autograd.gradcheck(lambda v: affinity(v, is_query, k=2, self_loops=False), (x,))
+    for settings in (GraphSettings(k=3), GraphSettings("gft", k=3)):  # Y = A·X
+        assert torch.autograd.gradcheck(lambda v, s=settings: affinity(v, is_query, s) @ v, (x,))
+    assert torch.autograd.gradcheck(
+        lambda v: affinity(v, is_query, GraphSettings(k=2), self_loops=False), (x,))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,13 +243,15 @@ def test_orthogonal_features_keep_only_self():
     # Every other entry is exp(0): the 5th largest ties with the 2nd, so only self survives.
     x = torch.eye(6, dtype=torch.float64)
     is_query = torch.zeros(6, dtype=torch.bool)
-    assert torch.equal(affinity(x, is_query, k=4), torch.eye(6, dtype=torch.float64))
-    assert torch.equal(gft_affinity(x, k=4), torch.eye(6, dtype=torch.float64))
+    assert torch.equal(affinity(x, is_query, GraphSettings(k=4)), torch.eye(6, dtype=torch.float64))
+    assert torch.equal(affinity(x, ~is_query, GraphSettings("gft", k=4)),
+                       torch.eye(6, dtype=torch.float64))
     # k >= 6 leaves every row with at most k allowed entries: all kept, uniform off the diagonal.
     torch.testing.assert_close(
-        affinity(x, is_query, k=6), reference_affinity(x, is_query, TAU_HOM, TAU_HET, 6)
+        affinity(x, is_query, GraphSettings(k=6)),
+        reference_affinity(x, is_query, TAU_HOM, TAU_HET, 6)
     )
-    assert ((affinity(x, is_query, k=6) > 0).sum(dim=1) == 6).all()
+    assert ((affinity(x, is_query, GraphSettings(k=6)) > 0).sum(dim=1) == 6).all()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -273,14 +260,14 @@ def test_duplicate_neighbours_tie(dtype):
     x = torch.tensor([u, v, v, w], dtype=dtype)  # nodes 1 and 2 are duplicates
     is_query = torch.zeros(4, dtype=torch.bool)
     # Row u: self > v = v > w. k = 2: the 3rd largest is v, so the tied pair is dropped.
-    a2 = affinity(x, is_query, k=2)
+    a2 = affinity(x, is_query, GraphSettings(k=2))
     assert torch.equal(a2[0], torch.tensor([1.0, 0, 0, 0], dtype=dtype))
     # k = 3: the 4th largest is w, so self and both duplicates are kept (exactly k).
-    a3 = affinity(x, is_query, k=3)
+    a3 = affinity(x, is_query, GraphSettings(k=3))
     assert (a3[0, :3] > 0).all() and a3[0, 3] == 0 and a3[0, 1] == a3[0, 2]
     # Row v: self and its duplicate tie at the top; with k = 1 nothing is strictly above the
     # 2nd largest, so the row is empty (all zeros).
-    a1 = affinity(x, is_query, k=1)
+    a1 = affinity(x, is_query, GraphSettings(k=1))
     assert (a1[1] == 0).all() and (a1[2] == 0).all()
     for k, a in ((1, a1), (2, a2), (3, a3)):
         expected = reference_affinity(x, is_query, TAU_HOM, TAU_HET, k).to(dtype)
@@ -294,16 +281,16 @@ def test_query_duplicating_a_gallery_node():
     is_query = torch.tensor([False] * 4 + [True, True])  # two queries equal to gallery node 1
     for k in (1, 2, 4):
         for self_loops in (True, False):
-            a = affinity(x, is_query, k=k, self_loops=self_loops)
+            a = affinity(x, is_query, GraphSettings(k=k), self_loops=self_loops)
             expected = reference_affinity(x, is_query, TAU_HOM, TAU_HET, k, self_loops)
             assert torch.equal(a > 0, expected > 0)
             torch.testing.assert_close(a, expected)
     # With k = 1 the query ties with its gallery twin at the top: its row is empty. Without
     # self-loops the twin is the unique best neighbour.
-    assert (affinity(x, is_query, k=1)[4] == 0).all()
-    assert affinity(x, is_query, k=1, self_loops=False)[4, 1] == 1
+    assert (affinity(x, is_query, GraphSettings(k=1))[4] == 0).all()
+    assert affinity(x, is_query, GraphSettings(k=1), self_loops=False)[4, 1] == 1
     # The identical queries never see each other.
-    assert affinity(x, is_query)[4, 5] == 0
+    assert affinity(x, is_query, GraphSettings())[4, 5] == 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,7 +303,8 @@ def test_query_duplicating_a_gallery_node():
 @pytest.mark.parametrize("self_loops", [True, False])
 def test_gft_matches_reference(dtype, k, self_loops):
     x = _features(24, dtype=dtype, seed=20 + k)
-    a = gft_affinity(x, tau=0.3, k=k, self_loops=self_loops)
+    is_query = torch.arange(24) >= 12  # GFT has no queries: the flags are ignored
+    a = affinity(x, is_query, GraphSettings("gft", tau_hom=0.3, k=k), self_loops=self_loops)
     expected = reference_gft(x, 0.3, k, self_loops)
     assert torch.equal(a > 0, expected > 0)
     torch.testing.assert_close(a, expected.to(dtype), **TOLERANCES[dtype])
@@ -325,39 +313,24 @@ def test_gft_matches_reference(dtype, k, self_loops):
     assert (diagonal > 0).all() if self_loops else (diagonal == 0).all()
 
 
-def test_gft_defaults_and_transfer():
+def test_gft_uses_tau_hom_only():
     x = _features(24, seed=31)
+    is_query = torch.arange(24) % 2 == 0
     expected = reference_gft(x, TAU_GFT, 4)
-    torch.testing.assert_close(gft_affinity(x), expected)
-    torch.testing.assert_close(gft_transfer(x), expected @ x)
-    torch.testing.assert_close(gft_transfer(x, tau=0.2, k=2), gft_affinity(x, 0.2, 2) @ x)
+    torch.testing.assert_close(affinity(x, is_query, GraphSettings("gft", tau_het=0.01)), expected)
 
 
 def test_gft_sees_across_the_query_gallery_split():
-    # GFT has no masks: it equals H2FT when there is no query and tau_hom = tau.
-    x = _features(16, seed=8)
-    no_query = torch.zeros(16, dtype=torch.bool)
-    torch.testing.assert_close(gft_affinity(x, tau=0.4), affinity(x, no_query, tau_hom=0.4))
+    # GFT has no masks: it is H2FT without queries.
     with_queries = _layout("r2i")
     x = _features(len(with_queries), seed=8)
+    settings = GraphSettings("gft", tau_hom=0.3, tau_het=0.1, k=3)
+    assert torch.equal(affinity(x, with_queries, settings),
+                       affinity(x, torch.zeros_like(with_queries), GraphSettings(tau_hom=0.3, k=3)))
     queries = with_queries.nonzero().flatten()
-    assert (gft_affinity(x)[queries][:, queries].sum(dim=1) > 0).all()
-
-
-@pytest.mark.parametrize("self_loops", [True, False])
-def test_graph_affinity_of_each_kind(self_loops):
-    # one GFT: the graph kind "gft" of the model is gft_affinity; "h2ft" is affinity with masks
-    is_query = _layout("i2r")
-    x = _features(len(is_query), seed=3)
-    kwargs = dict(tau_hom=0.3, tau_het=0.1, k=3, self_loops=self_loops)
-    assert torch.equal(graph_affinity(x, is_query, "h2ft", **kwargs),
-                       affinity(x, is_query, **kwargs))
-    assert torch.equal(graph_affinity(x, is_query, "gft", **kwargs),
-                       gft_affinity(x, tau=0.3, k=3, self_loops=self_loops))
-    assert not graph_query_mask(is_query, "gft").any()
-    assert torch.equal(graph_query_mask(is_query, "h2ft"), is_query)
-    with pytest.raises(ValueError, match="unknown graph 'gcn'"):
-        graph_query_mask(is_query, "gcn")
+    assert (affinity(x, with_queries, settings)[queries][:, queries].sum(dim=1) > 0).all()
+    assert not settings.queries(with_queries).any()
+    assert GraphSettings().queries(with_queries) is with_queries
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,56 +354,23 @@ def test_training_query_mask():
     before = is_visible.clone()
     training_query_mask(is_visible, "r2i")[0] = False
     assert torch.equal(is_visible, before)
-    with pytest.raises(ValueError, match=r"Unknown training mode 'v2t'.*r2i.*i2r"):
-        training_query_mask(is_visible, "v2t")
-    with pytest.raises(ValueError, match="is_visible must be a bool"):
-        training_query_mask(is_visible.long(), "r2i")
 
 
-# ---------------------------------------------------------------------------------------------
-# Validation and devices.
-# ---------------------------------------------------------------------------------------------
+def test_settings_from_config():
+    from cift import load_config
+    from helpers import DEMO_CIFT
 
-
-@pytest.mark.parametrize("k", [0, -1, 1.5, True])
-def test_bad_k(k):
-    x, is_query = _features(6), torch.zeros(6, dtype=torch.bool)
-    with pytest.raises(ValueError, match="k must be an int >= 1"):
-        affinity(x, is_query, k=k)
-    with pytest.raises(ValueError, match="k must be an int >= 1"):
-        gft_affinity(x, k=k)
-
-
-@pytest.mark.parametrize("tau", [0, -0.2, math.nan, math.inf])
-def test_bad_tau(tau):
-    x, is_query = _features(6), torch.zeros(6, dtype=torch.bool)
-    with pytest.raises(ValueError, match="tau_hom must be a finite number > 0"):
-        affinity(x, is_query, tau_hom=tau)
-    with pytest.raises(ValueError, match="tau_het must be a finite number > 0"):
-        transfer(x, is_query, tau_het=tau)
-    with pytest.raises(ValueError, match="tau must be a finite number > 0"):
-        gft_affinity(x, tau=tau)
-
-
-def test_bad_shapes():
-    x = _features(6)
-    with pytest.raises(ValueError, match="x must be a floating"):
-        affinity(x[0], torch.zeros(1, dtype=torch.bool))
-    with pytest.raises(ValueError, match="x must be a floating"):
-        gft_affinity(x.long())
-    with pytest.raises(ValueError, match=r"is_query must be a bool \(6,\) tensor"):
-        affinity(x, torch.zeros(5, dtype=torch.bool))
-    with pytest.raises(ValueError, match=r"is_query must be a bool \(6,\) tensor"):
-        affinity(x, torch.zeros(6, dtype=torch.long))
-    with pytest.raises(ValueError, match="is_query must be a bool"):
-        neighbour_mask(torch.zeros(2, 2, dtype=torch.bool))
+    cfg = load_config(DEMO_CIFT, ["MODEL.CIFT.GRAPH", "gft", "MODEL.CIFT.TAU_HOM", "0.3",
+                                  "MODEL.CIFT.TAU_HET", "0.1", "MODEL.CIFT.TOPK", "3"])
+    assert GraphSettings.from_config(cfg) == GraphSettings("gft", 0.3, 0.1, 3)
+    assert GraphSettings.from_config(load_config(DEMO_CIFT)) == GraphSettings()  # the paper's
 
 
 @requires_cuda
 def test_cuda_matches_cpu():
     is_query = _layout("test_time")
     x = _features(len(is_query), dtype=torch.float32)
-    a = affinity(x.cuda(), is_query)  # is_query may stay on the CPU
-    assert a.device.type == "cuda"
-    torch.testing.assert_close(a.cpu(), affinity(x, is_query), rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(gft_transfer(x.cuda()).cpu(), gft_transfer(x), rtol=1e-4, atol=1e-5)
+    for settings in (GraphSettings(), GraphSettings("gft")):
+        a = affinity(x.cuda(), is_query, settings)  # is_query may stay on the CPU
+        assert a.device.type == "cuda"
+        torch.testing.assert_close(a.cpu(), affinity(x, is_query, settings), rtol=1e-4, atol=1e-5)

@@ -1,4 +1,4 @@
-"""hcc_loss against a plain loop reference, hand-worked values, invariances and errors."""
+"""hcc_loss against a plain loop reference, hand-worked values and invariances."""
 
 import math
 
@@ -244,29 +244,3 @@ def test_zero_distance_has_finite_gradient():
     loss = hcc_loss(x, torch.tensor([1, 1]), torch.tensor([True, False]))
     loss.backward()
     assert torch.isfinite(x.grad).all()
-
-
-def _valid_batch():
-    return torch.randn(4, 3), torch.tensor([0, 0, 1, 1]), torch.tensor([True, False, True, False])
-
-
-@pytest.mark.parametrize(
-    "change,match",
-    [
-        ({"x": torch.randn(4)}, "x must be"),
-        ({"x": torch.randn(4, 3, 1)}, "x must be"),
-        ({"x": torch.ones(4, 3, dtype=torch.int64)}, "x must be"),
-        ({"pids": torch.tensor([0, 0, 1])}, "pids must be"),
-        ({"pids": torch.tensor([[0, 0, 1, 1]])}, "pids must be"),
-        ({"pids": torch.tensor([0.0, 0.0, 1.0, 1.0])}, "pids must be"),
-        ({"is_visible": torch.tensor([True, False, True])}, "is_visible must be"),
-        ({"is_visible": torch.tensor([1, 0, 1, 0])}, "is_visible must be"),
-        ({"level": "cos"}, "Unknown HCC level 'cos'; known levels: \\['euc', 'kl'\\]"),
-    ],
-)
-def test_errors(change, match):
-    x, pids, is_visible = _valid_batch()
-    kwargs = {"x": x, "pids": pids, "is_visible": is_visible, "level": "euc"}
-    kwargs.update(change)
-    with pytest.raises(ValueError, match=match):
-        hcc_loss(**kwargs)

@@ -3,11 +3,8 @@
 This is the only module that patches fastreid. Each shim is one function with a comment saying
 what breaks without it; `apply()` runs them all and is called by `import cift` before anything
 else touches fastreid. Every shim is idempotent and is covered by a test that fails without it.
-Nothing in site-packages is edited: the shims replace module attributes at run time.
-
-It is also the only module that touches fastreid's private state: process-group set-up (shared
-by fastreid's patched launch worker and `cift.engine.launch`, which sits above this module)
-and one named accessor per private attribute the engine needs (end of the module).
+Nothing in site-packages is edited: the shims replace module attributes at run time; the
+private ones they reach go through `cift.fastreid_private`.
 """
 from __future__ import annotations
 
@@ -16,26 +13,17 @@ import collections.abc
 import logging
 import sys
 import types
-from datetime import timedelta
 from typing import Any, Callable
 
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+
+from . import fastreid_private
+from .errors import CiftInputError
 
 logger = logging.getLogger(__name__)
 
 _APPLIED = False
-
-
-def input_error() -> type[ValueError]:
-    """`cift.errors.CiftInputError`, or ValueError when compat.py is loaded on its own (as
-    tests/helpers/compat_program.py does, without the package)."""
-    try:
-        from .errors import CiftInputError
-    except ImportError:
-        return ValueError
-    return CiftInputError
 
 
 def provide_torch_six() -> None:
@@ -60,10 +48,8 @@ def restore_collections_abc_aliases() -> None:
 def default_device_from_hardware() -> None:
     """fastreid's default `MODEL.DEVICE` is "cuda", so every config fails on a machine without
     a GPU; default to "cpu" there (an explicit `MODEL.DEVICE` in a config still wins)."""
-    from fastreid.config import defaults
-
     if not torch.cuda.is_available():
-        defaults._C.MODEL.DEVICE = "cpu"
+        fastreid_private.default_config().MODEL.DEVICE = "cpu"
 
 
 def cpu_safe_dataloader() -> None:
@@ -136,74 +122,16 @@ def cpu_safe_ddp() -> None:
     defaults.DistributedDataParallel = distributed_data_parallel
 
 
-# Process groups: fastreid's launch worker (patched below) and cift.engine.launch's workers
-# join them through these functions, the only place that writes fastreid's per-machine group.
-
-# Process-group timeout (DIST_TIMEOUT_S 0): a few minutes on the CPU, torch's 30 minutes (as
-# fastreid gets) with NCCL.
-DEFAULT_DIST_TIMEOUT_S = {"gloo": 300.0, "nccl": 1800.0}
-
-
-def dist_backend() -> str:
-    """NCCL (one GPU per process) when CUDA is there, gloo on the CPU otherwise."""
-    return "nccl" if torch.cuda.is_available() else "gloo"
-
-
-def dist_timeout(seconds: float = 0, backend_name: str | None = None) -> timedelta:
-    """The process-group timeout: `seconds` (DIST_TIMEOUT_S), or the backend's default if 0."""
-    if seconds < 0:
-        raise input_error()(f"DIST_TIMEOUT_S {seconds!r}: expected seconds >= 0 (0 = default)")
-    return timedelta(seconds=seconds or DEFAULT_DIST_TIMEOUT_S[backend_name or dist_backend()])
-
-
-def set_local_process_group(world_size: int, local_size: int, rank: int,
-                            timeout: timedelta) -> None:
-    """Create every machine's group of `local_size` consecutive ranks (each rank must take
-    part) and store this rank's in `comm._LOCAL_PROCESS_GROUP`: fastreid's `get_local_rank` /
-    `get_local_size` read that private global, which only its own launch worker sets."""
-    from fastreid.utils import comm
-
-    for first in range(0, world_size, local_size):
-        group = dist.new_group(list(range(first, min(first + local_size, world_size))),
-                               timeout=timeout)
-        if first <= rank < first + local_size:
-            comm._LOCAL_PROCESS_GROUP = group
-
-
-def join_process_group(init_method: str, local_rank: int, local_size: int, timeout: timedelta,
-                       world_size: int | None = None, rank: int | None = None) -> None:
-    """Join the job's process group (`dist_backend()`, GPU `local_rank` with CUDA) and set up
-    fastreid's per-machine group of `local_size` processes. `world_size` / `rank` None: read
-    from the environment (`init_method` "env://", as torchrun sets it)."""
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
-    given = {} if world_size is None else {"world_size": world_size, "rank": rank}
-    dist.init_process_group(backend=dist_backend(), init_method=init_method, timeout=timeout,
-                            **given)
-    set_local_process_group(dist.get_world_size(), local_size, dist.get_rank(), timeout)
-
-
-def join_spawned_group(local_rank: int, world_size: int, num_gpus_per_machine: int,
-                       machine_rank: int, dist_url: str, timeout_s: float = 0) -> timedelta:
-    """What a process spawned by a launcher does first: check that it has a GPU (with CUDA),
-    join the group at `dist_url` as rank `machine_rank * num_gpus_per_machine + local_rank`
-    with a `timeout_s` timeout (0: DEFAULT_DIST_TIMEOUT_S); returns that timeout."""
-    if torch.cuda.is_available() and num_gpus_per_machine > torch.cuda.device_count():
-        raise input_error()(f"--num-gpus {num_gpus_per_machine}: only "
-                            f"{torch.cuda.device_count()} GPUs visible")
-    timeout = dist_timeout(timeout_s)
-    join_process_group(dist_url, local_rank, num_gpus_per_machine, timeout,
-                       world_size=world_size,
-                       rank=machine_rank * num_gpus_per_machine + local_rank)
-    return timeout
-
-
 def _distributed_worker(local_rank, main_func, world_size, num_gpus_per_machine, machine_rank,
                         dist_url, args, timeout_s: float = 0):
-    """fastreid's launch worker on `join_spawned_group` (gloo on the CPU, a process-group
-    timeout). Module level, so that `mp.spawn` can pickle it. (train_net.py spawns
-    `cift.engine.launch.spawned_worker`, which also names a rank that goes silent.)"""
+    """fastreid's launch worker on `cift.engine.launch.join_spawned_group` (gloo on the CPU, a
+    process-group timeout). Module level, so that `mp.spawn` can pickle it. (train_net.py
+    spawns `cift.engine.launch.spawned_worker`, which also names a rank that goes silent.)"""
+    # Imported when a spawned process runs: the engine sits above compat (and the shim probe,
+    # tests/helpers/compat_program.py, loads this module under another package name).
     from fastreid.utils import comm
+
+    from cift.engine.launch import join_spawned_group
 
     join_spawned_group(local_rank, world_size, num_gpus_per_machine, machine_rank, dist_url,
                        timeout_s)
@@ -213,11 +141,8 @@ def _distributed_worker(local_rank, main_func, world_size, num_gpus_per_machine,
 
 def cpu_safe_launch() -> None:
     """fastreid's `launch()` workers assert CUDA and always use NCCL; use `_distributed_worker`
-    above instead. `fastreid.engine.launch` is the function (`from .launch import *` shadows
-    the submodule), so the module is taken from sys.modules."""
-    import fastreid.engine  # noqa: F401  imports fastreid.engine.launch
-
-    sys.modules["fastreid.engine.launch"]._distributed_worker = _distributed_worker
+    above instead."""
+    fastreid_private.set_launch_worker(_distributed_worker)
 
 
 def plain_optimizer_params() -> None:
@@ -269,13 +194,13 @@ def check_fastreid_train_loader(cfg) -> None:
     from fastreid.data.datasets import DATASET_REGISTRY
 
     ours = [name for name in cfg.DATASETS.NAMES
-            if name in registered_names(DATASET_REGISTRY)
+            if name in fastreid_private.registered_names(DATASET_REGISTRY)
             and hasattr(DATASET_REGISTRY.get(name), "config_kwargs")]
     sampler = cfg.DATALOADER.SAMPLER_TRAIN
     if sampler == CROSS_MODALITY_SAMPLER or ours:
         what = (f"DATALOADER.SAMPLER_TRAIN {sampler!r}" if sampler == CROSS_MODALITY_SAMPLER
                 else f"DATASETS.NAMES {tuple(ours)}")
-        raise input_error()(f"{what}: fastreid's build_reid_train_loader(cfg) (DefaultTrainer) "
+        raise CiftInputError(f"{what}: fastreid's build_reid_train_loader(cfg) (DefaultTrainer) "
                             "cannot build cift's visible-infrared training data; train with "
                             "cift.engine.CIFTTrainer or cift.data.build_vi_train_loader(cfg)")
 
@@ -303,65 +228,6 @@ def refuse_vi_data_in_fastreid_train_loader() -> None:
     build_reid_train_loader._cift_original = original
     for module in (build, fastreid.data, fastreid.engine.defaults):
         module.build_reid_train_loader = build_reid_train_loader
-
-
-# fastreid's private state, read and written only here. The engine extends fastreid's trainer,
-# hooks and writers, which keep what cift needs in attributes without a public accessor; each
-# function names the attribute it reaches and why cift needs it.
-
-
-def registered_names(registry) -> tuple[str, ...]:
-    """Sorted names in a fastreid Registry: 1.4.0's is not iterable and keeps them in the
-    private `_obj_map`."""
-    return tuple(sorted(registry._obj_map))
-
-
-def eval_hook_parts(hook) -> tuple[int, Callable]:
-    """(period, evaluation function) of a fastreid EvalHook (private `_period`, `_func`), so
-    that cift's evaluation hook can take the place of the one DefaultTrainer.build_hooks made."""
-    return hook._period, hook._func
-
-
-def periodic_writer_writers(hook) -> list:
-    """The writers of a fastreid PeriodicWriter (private `_writers`), which cift's epoch-end
-    writer takes over."""
-    return hook._writers
-
-
-def last_eval_results(trainer) -> Any:
-    """The results of the last evaluation of a DefaultTrainer, which the evaluation function of
-    its build_hooks keeps in the private `_last_eval_results` (None before any evaluation)."""
-    return getattr(trainer, "_last_eval_results", None)
-
-
-def attach_step_trainer(trainer, step_trainer) -> None:
-    """Make `step_trainer` (a SimpleTrainer or AMPTrainer) run `trainer`'s steps: a
-    DefaultTrainer's run_step and its model / data_loader / optimizer / grad_scaler read the
-    private `_trainer`, which only DefaultTrainer.__init__ (not run by CIFTTrainer) sets."""
-    trainer._trainer = step_trainer
-
-
-def step_trainer(trainer):
-    """The SimpleTrainer / AMPTrainer running a DefaultTrainer's steps (private `_trainer`)."""
-    return trainer._trainer
-
-
-def set_data_iterator(step, iterator) -> None:
-    """The iterator a SimpleTrainer / AMPTrainer draws each step's batch from (private
-    `_data_loader_iter`, which its __init__ sets once): cift starts a new one every epoch and
-    sets None at an epoch's end, which ends that iterator's loader workers."""
-    step._data_loader_iter = iterator
-
-
-def pending_images(storage) -> list[tuple]:
-    """The (name, image, step) entries an EventStorage holds for writers (private
-    `_vis_data`; fastreid's tensorboard writer reads it so too)."""
-    return storage._vis_data
-
-
-def pending_histograms(storage) -> list[dict]:
-    """The histogram entries an EventStorage holds for writers (private `_histograms`)."""
-    return storage._histograms
 
 
 # Order matters: the first two must run before `fastreid.data` can be imported at all.

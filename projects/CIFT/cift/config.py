@@ -1,291 +1,296 @@
-"""`add_cift_config(cfg)`: the only place where cift adds config keys.
+"""cift's config keys, each with its default, comment and constraint; `add_cift_config(cfg)`
+adds them to a fastreid config, `load_config` reads and checks a whole config.
 
-Defaults leave fastreid's behaviour unchanged where a key already exists in fastreid; the
-paper recipe lives in `configs/Base-CIFT.yml`.
+Defaults leave fastreid's behaviour unchanged where a key already exists in fastreid; the paper
+recipe lives in `configs/Base-CIFT.yml`. fastreid's keys are constrained in
+:mod:`cift.config_fastreid`; the kinds of constraint are in :mod:`cift.config_schema`.
 """
 from __future__ import annotations
 
-import os
-import sys
-
-import yaml
 from fastreid.config import CfgNode as CN
 
+from .config_fastreid import FASTREID_KEYS
+from .config_schema import (
+    Bool,
+    Choice,
+    Float,
+    Int,
+    Key,
+    Mismatch,
+    Seq,
+    Str,
+    check_rules,
+    checked_value,
+    get_key,
+    imported,
+)
+from .errors import CiftInputError
 
-def add_cift_config(cfg: CN) -> CN:
-    """Add the VI-ReID / CIFT keys to a fastreid config in place and return it."""
-    _C = cfg
+__all__ = ["CIFT_KEYS", "GRAPHS", "PROJECTIONS", "REPLACED_KEYS", "SCHEMA", "add_cift_config",
+           "check_keys", "check_value", "keys_set", "load_config"]
 
-    # Heterogeneous centre contrastive loss (supplementary eq. 6), feature level: Euclidean
-    # distance on the pooled backbone features. MARGIN is rho; SCALE multiplies the term.
-    _C.MODEL.LOSSES.HCC = CN()
-    _C.MODEL.LOSSES.HCC.EUC = CN()
-    # rho for the Euclidean level.
-    _C.MODEL.LOSSES.HCC.EUC.MARGIN = 0.6
-    # weight of HCC_euc(pool) in the total loss (0 disables it).
-    _C.MODEL.LOSSES.HCC.EUC.SCALE = 1.0
-    # Logit level: symmetric KL between softmax distributions.
-    _C.MODEL.LOSSES.HCC.KL = CN()
-    # rho for the KL level.
-    _C.MODEL.LOSSES.HCC.KL.MARGIN = 6.0
-    # weight of HCC_kl(logits) in the total loss (0 disables it).
-    _C.MODEL.LOSSES.HCC.KL.SCALE = 1.0
+# MODEL.CIFT.GRAPH: "h2ft" (homogeneous gallery graph, heterogeneous query rows) or "gft".
+GRAPHS = ("h2ft", "gft")
+# MODEL.CIFT.PROJECTION: v in s_ij = cos(v(x_i), v(x_j)).
+PROJECTIONS = ("identity", "linear")
+POSITIVE = Float(0.0, low_open=True)
+SCALE = Float(0.0)  # a loss weight; 0 disables the term
 
-    # CIFT graph module (H2FT, docs/design.md §1). GRAPH: "h2ft" (homogeneous gallery graph and
+
+def positive_ids_left(value, cfg) -> str | None:
+    """DATASETS.SYNTHETIC.NUM_IDS leaves training identities after the test and val ones."""
+    s = cfg.DATASETS.SYNTHETIC
+    held_out = s.TEST_IDS + s.VAL_IDS
+    if value <= held_out:
+        return (f"more than DATASETS.SYNTHETIC.TEST_IDS + VAL_IDS ({s.TEST_IDS} + {s.VAL_IDS}): "
+                "the rest are the training identities")
+    return None
+
+
+def top_r_without_rerank(value, cfg) -> str | None:
+    if value and cfg.TEST.RERANK.ENABLED:
+        return ("0 with TEST.RERANK.ENABLED True (re-ranking needs the whole distance matrix; "
+                "set TOP_R 0 or disable RERANK)")
+    return None
+
+
+MODEL_KEYS = {
+    # CIFT graph module (H2FT, docs/design.md §1): "h2ft" (homogeneous gallery graph and
     # heterogeneous query rows, UBS masks in training) or "gft" (one graph over every node,
     # supplementary §3; the ablation baseline).
-    _C.MODEL.CIFT = CN()
-    _C.MODEL.CIFT.GRAPH = "h2ft"
+    "MODEL.CIFT.GRAPH": Key("h2ft", Choice(GRAPHS)),
     # tau_hom: temperature of the homogeneous (gallery-gallery) affinities exp(cos / tau).
-    _C.MODEL.CIFT.TAU_HOM = 0.4
+    "MODEL.CIFT.TAU_HOM": Key(0.4, POSITIVE),
     # tau_het: temperature of the heterogeneous (query-gallery) affinities; GFT uses TAU_HOM.
-    _C.MODEL.CIFT.TAU_HET = 0.2
-    # k: neighbours kept per row, self included (self + k-1 others).
-    _C.MODEL.CIFT.TOPK = 4
+    "MODEL.CIFT.TAU_HET": Key(0.2, POSITIVE),
+    # k: neighbours kept per row, self included (self + k-1 others); at most the graph's nodes
+    # in a per-process batch, checked with the world size.
+    "MODEL.CIFT.TOPK": Key(4, Int(1)),
     # v in s_ij = cos(v(x_i), v(x_j)): "identity" (the authors' code) or "linear" (a learned
     # d x d projection, one per graph branch).
-    _C.MODEL.CIFT.PROJECTION = "identity"
-    # Counterfactual relation intervention (CRI): on/off.
-    _C.MODEL.CIFT.CRI = CN()
-    _C.MODEL.CIFT.CRI.ENABLED = True
+    "MODEL.CIFT.PROJECTION": Key("identity", Choice(PROJECTIONS)),
+    # Counterfactual relation intervention (CRI): on / off.
+    "MODEL.CIFT.CRI.ENABLED": Key(True, Bool()),
     # t: counterfactual samples averaged per iteration.
-    _C.MODEL.CIFT.CRI.SAMPLES = 10
-    # Loss scales of the graph terms: 1/2 [CE(y_r2i) + CE(y_i2r)] ...
-    _C.MODEL.LOSSES.GRAPH_CE = CN()
-    _C.MODEL.LOSSES.GRAPH_CE.SCALE = 1.0
-    # ... 1/2 [HCC_kl(y_r2i) + HCC_kl(y_i2r)] (margin MODEL.LOSSES.HCC.KL.MARGIN) ...
-    _C.MODEL.LOSSES.GRAPH_HCC_KL = CN()
-    _C.MODEL.LOSSES.GRAPH_HCC_KL.SCALE = 1.0
-    # ... and 1/2 [CE(y_TIE_r2i) + CE(y_TIE_i2r)] on the counterfactual effect.
-    _C.MODEL.LOSSES.CRI_CE = CN()
-    _C.MODEL.LOSSES.CRI_CE.SCALE = 1.0
-
+    "MODEL.CIFT.CRI.SAMPLES": Key(10, Int(1)),
+    # True = one set of counterfactual node parameters (c: B x 1, k: B x d) serves both graph
+    # branches r2i and i2r (the authors' single module); False = one set per branch.
+    "MODEL.CIFT.CRI.SHARED": Key(True, Bool()),
+    # Heterogeneous centre contrastive loss (supplementary eq. 6) on the pooled backbone
+    # features, Euclidean level: rho.
+    "MODEL.LOSSES.HCC.EUC.MARGIN": Key(0.6, Float(0.0)),
+    # weight of HCC_euc(pool) in the total loss (0 disables it).
+    "MODEL.LOSSES.HCC.EUC.SCALE": Key(1.0, SCALE),
+    # HCC at the logit level (symmetric KL between softmax distributions): rho.
+    "MODEL.LOSSES.HCC.KL.MARGIN": Key(6.0, Float(0.0)),
+    # weight of HCC_kl(logits) in the total loss (0 disables it).
+    "MODEL.LOSSES.HCC.KL.SCALE": Key(1.0, SCALE),
+    # weight of 1/2 [CE(y_r2i) + CE(y_i2r)], the graph branches' classification.
+    "MODEL.LOSSES.GRAPH_CE.SCALE": Key(1.0, SCALE),
+    # weight of 1/2 [HCC_kl(y_r2i) + HCC_kl(y_i2r)] (margin MODEL.LOSSES.HCC.KL.MARGIN).
+    "MODEL.LOSSES.GRAPH_HCC_KL.SCALE": Key(1.0, SCALE),
+    # weight of 1/2 [CE(y_TIE_r2i) + CE(y_TIE_i2r)], on the counterfactual effect.
+    "MODEL.LOSSES.CRI_CE.SCALE": Key(1.0, SCALE),
     # BNNeck initialisation as in the authors' code: BN weight ~ N(1, STD), bias frozen at 0.
-    _C.MODEL.HEADS.BN_INIT_STD = 0.01
+    "MODEL.HEADS.BN_INIT_STD": Key(0.01, Float(0.0)),
     # Classifier (bias-free linear) weight ~ N(0, CLS_INIT_STD).
-    _C.MODEL.HEADS.CLS_INIT_STD = 0.001
+    "MODEL.HEADS.CLS_INIT_STD": Key(0.001, Float(0.0)),
+}
 
-    # Random erasing (INPUT.REA.*, before normalisation): erased area range, as a fraction of
-    # the image.
-    _C.INPUT.REA.AREA = (0.02, 0.4)
-    # aspect-ratio range of the erased rectangle.
-    _C.INPUT.REA.RATIO = (0.3, 3.33)
+INPUT_KEYS = {
+    # Resize interpolation of the train and test transforms: "bilinear" (torchvision's default,
+    # the authors' code) or "bicubic" (fastreid's transforms).
+    "INPUT.INTERPOLATION": Key("bilinear", Choice(imported("cift.data.transforms",
+                                                           "INTERPOLATIONS"))),
+    # Random erasing (before normalisation; INPUT.REA.ENABLED, PROB, VALUE are fastreid's):
+    # range of the erased area, as a fraction of the image.
+    "INPUT.REA.AREA": Key((0.02, 0.4), Seq(Float(0.0, 1.0, low_open=True), length=2,
+                                           order="<=")),
+    # range of the erased rectangle's aspect ratio h / w.
+    "INPUT.REA.RATIO": Key((0.3, 3.33), Seq(POSITIVE, length=2, order="<=")),
+    # how the aspect ratio is drawn over RATIO: "uniform" (the authors' code) or "log-uniform"
+    # (torchvision's RandomErasing).
+    "INPUT.REA.RATIO_SAMPLING": Key("uniform", Choice(imported("cift.data.transforms",
+                                                               "RATIO_SAMPLINGS"))),
+    # rectangles tried per image before giving up (the authors: 100; torchvision: 10).
+    "INPUT.REA.ATTEMPTS": Key(100, Int(1)),
+}
 
+DATA_KEYS = {
+    # RegDB: which of the 10 published train/test splits (idx/*_{split}.txt) a run uses.
+    "DATASETS.REGDB.SPLIT": Key(1, Int(1, 10)),
+    # Synthetic VI data set (the embedded default), written to $FASTREID_DATASETS/SyntheticVI on
+    # first use: identities in all (train + val + test).
+    "DATASETS.SYNTHETIC.NUM_IDS": Key(60, Int(2), positive_ids_left),
+    # images per (identity, camera); multi-shot SYSU galleries need at least 10.
+    "DATASETS.SYNTHETIC.IMAGES_PER_CAMERA": Key(12, Int(1)),
+    # identities held out for testing (the query/gallery identities).
+    "DATASETS.SYNTHETIC.TEST_IDS": Key(20, Int(1)),
+    # validation identities (trained on, like SYSU-MM01's val ids).
+    "DATASETS.SYNTHETIC.VAL_IDS": Key(8, Int(0)),
+    # generator seed.
+    "DATASETS.SYNTHETIC.SEED": Key(0, Int(0)),
+    # Decode every image of the splits a run reads before anything is written (results cached
+    # per file in the data set folder, so reruns cost nothing): True / False.
+    "DATALOADER.CHECK_IMAGES": Key(True, Bool()),
+}
+
+SOLVER_KEYS = {
     # Iterations in one training epoch. 0 = one draw of the cross-modality sampler (the
     # authors' draw: identities consumed in chunks of K images per modality until fewer than P
     # are left; the length varies by epoch); > 0 = this many in every epoch.
-    _C.SOLVER.ITERS_PER_EPOCH = 0
-    # Warm-up length in epochs (SOLVER.WARMUP_MODE says how); 0 = SOLVER.WARMUP_ITERS
-    # iterations of fastreid's per-iteration warm-up ("iteration" mode) or none ("epoch").
-    _C.SOLVER.WARMUP_EPOCHS = 0
-
+    "SOLVER.ITERS_PER_EPOCH": Key(0, Int(0)),
     # LR schedule (the CIFT trainer): epoch e (1-based) uses BASE_LR x warm-up x GAMMA^(number
-    # of SOLVER.STEPS s with e > s), heads x HEADS_LR_FACTOR; the steps fall at exactly the
-    # configured epochs. WARMUP_MODE: "epoch" = the authors' e / WARMUP_EPOCHS for
-    # e <= WARMUP_EPOCHS, constant within an epoch; "iteration" = fastreid's per-iteration
-    # warm-up from WARMUP_FACTOR (WARMUP_METHOD linear / constant / exp).
-    _C.SOLVER.WARMUP_MODE = "iteration"
-
+    # of SOLVER.STEPS s with e > s), heads x HEADS_LR_FACTOR. Warm-up length in epochs; 0 =
+    # SOLVER.WARMUP_ITERS iterations of fastreid's warm-up ("iteration" mode) or none ("epoch").
+    "SOLVER.WARMUP_EPOCHS": Key(0, Int(0)),
+    # "epoch" = the authors' e / WARMUP_EPOCHS for e <= WARMUP_EPOCHS, constant within an
+    # epoch; "iteration" = fastreid's per-iteration warm-up from WARMUP_FACTOR (WARMUP_METHOD).
+    "SOLVER.WARMUP_MODE": Key("iteration", Choice(imported("cift.engine.schedule",
+                                                           "WARMUP_MODES"))),
+    # Training metrics (losses, lr, ETA) are printed every LOG_PERIOD iterations (fastreid: 200).
+    "SOLVER.LOG_PERIOD": Key(200, Int(1)),
     # Seed of every random generator (weights, sampler, augmentation; rank r uses SEED + r);
     # -1 = a fresh random seed per run (fastreid's behaviour).
-    _C.SEED = -1
+    "SEED": Key(-1, Int(-1, 2**31 - 1)),
+    # Seconds a collective may wait for the other processes before the job stops, naming the
+    # rank that went silent; 0 = 300 with gloo (CPU), 1800 with NCCL (torch's default).
+    "DIST_TIMEOUT_S": Key(0.0, Float(0.0, 1e9)),
+}
 
-    # Training metrics (losses, lr, ETA) are printed every LOG_PERIOD iterations (fastreid: 200).
-    _C.SOLVER.LOG_PERIOD = 200
-
+TEST_KEYS = {
     # SYSU-MM01 protocol (docs/design.md §3): number of gallery trials (seeds 0..TRIALS-1).
-    _C.TEST.SYSU = CN()
-    _C.TEST.SYSU.TRIALS = 10
+    "TEST.SYSU.TRIALS": Key(10, Int(1)),
     # search modes to report: "all" (cams 1,2,4,5) and/or "indoor" (cams 1,2).
-    _C.TEST.SYSU.MODES = ("all", "indoor")
+    "TEST.SYSU.MODES": Key(("all", "indoor"), Seq(
+        Choice(imported("cift.evaluation.galleries", "SYSU_CAMERAS")), min_length=1,
+        distinct=True)),
     # gallery images per (identity, camera): 1 = single-shot, 10 = multi-shot.
-    _C.TEST.SYSU.SHOTS = (1, 10)
-    # Test-time transfer (CIFT): "dense" builds the gallery graph densely (the authors' way),
-    # "sparse" works from top-(k+1) neighbour lists (memory linear in Q+G), "auto" = sparse
-    # when queries + gallery exceed SPARSE_ABOVE images.
-    _C.TEST.TRANSFER = CN()
-    _C.TEST.TRANSFER.MODE = "auto"
-    # size (queries + gallery) above which "auto" goes sparse.
-    _C.TEST.TRANSFER.SPARSE_ABOVE = 4096
-    # deprecated, use TEST.SEARCH.BACKEND ("" = not set).
-    _C.TEST.TRANSFER.BACKEND = ""
-
-    # Top-R retrieval for large galleries. TOP_R 0 ranks each query's whole gallery (exact mAP
-    # and mINP). TOP_R R > 0 keeps each query's R nearest gallery images (searched deeper where
-    # a CMC rank needs it), so no (queries x gallery) distance matrix is formed: the same
-    # R1-R20 (ties aside), AP truncated at R reported as mAP@R, no mINP. Not with TEST.RERANK.
-    _C.TEST.RETRIEVAL = CN()
-    _C.TEST.RETRIEVAL.TOP_R = 0
-    # deprecated, use TEST.SEARCH.BACKEND ("" = not set).
-    _C.TEST.RETRIEVAL.BACKEND = ""
-
-    # The neighbour search of the sparse test-time transfer and of the top-R lists: "torch"
-    # (blocked matmul + topk, GPU when there is one) or "faiss" (IndexFlatIP, on the GPU when
-    # faiss has one). Replaces TEST.TRANSFER.BACKEND and TEST.RETRIEVAL.BACKEND (still read when
-    # this key keeps its default; two keys set to different backends are an error).
-    _C.TEST.SEARCH = CN()
-    _C.TEST.SEARCH.BACKEND = "torch"
-
+    "TEST.SYSU.SHOTS": Key((1, 10), Seq(Int(1), min_length=1, distinct=True)),
     # LLCM protocol: gallery trials (seeds 0..TRIALS-1) per direction.
-    _C.TEST.LLCM = CN()
-    _C.TEST.LLCM.TRIALS = 10
+    "TEST.LLCM.TRIALS": Key(10, Int(1)),
     # gallery images per (identity, camera) (the reference draws 1).
-    _C.TEST.LLCM.SHOTS = 1
+    "TEST.LLCM.SHOTS": Key(1, Int(1)),
     # visible->infrared task: "semantic" (visible queries, infrared gallery drawn per trial) or
     # "reference" (what the public LLCM script reports as "VIS to IR": the drawn infrared images
     # ranked against every visible image; use it to compare with published numbers).
-    _C.TEST.LLCM.VIS_TO_IR = "semantic"
-    # reported as `metric` (fastreid keeps `model_best` by it): "<task>/<metric>", e.g.
-    # "all-single/mAP" (SYSU), "visible-thermal/R1" (RegDB); "" = the first task's mAP.
-    _C.TEST.MAIN_METRIC = ""
-    # CMC curve (rank 1..20) of every reported setting as <OUTPUT_DIR>/cmc_<test set>.png after
-    # each evaluation: True / False.
-    _C.TEST.CMC_PLOT = True
-    # Topology diagnostics (supplementary §1, docs/topology.md): after each evaluation, Q_X,
-    # Q_Y, Q_A and the affinity error rate of every task's test graph, logged as
-    # topology/<test set>/<task>/<measure> scalars. ENABLED: on / off.
-    _C.TEST.TOPOLOGY = CN()
-    _C.TEST.TOPOLOGY.ENABLED = False
-    # queries per task the measures use (evenly spread; the first trial's gallery); 0 = all.
-    _C.TEST.TOPOLOGY.MAX_QUERIES = 500
-    # tasks measured, e.g. ("all-single",); empty = every task of each test set.
-    _C.TEST.TOPOLOGY.TASKS = ()
-
-    # RegDB: which of the 10 published train/test splits (idx/*_{split}.txt) a run uses, 1..10.
-    _C.DATASETS.REGDB = CN()
-    _C.DATASETS.REGDB.SPLIT = 1
-    # deprecated name of DATASETS.REGDB.SPLIT ("trial" is a gallery draw, TEST.*.TRIALS);
-    # 0 = not set. See RENAMED_KEYS.
-    _C.DATASETS.REGDB.TRIAL = 0
-
-    # Synthetic VI data set (the embedded default): generator parameters; the data set is
-    # written to $FASTREID_DATASETS/SyntheticVI on first use.
-    _C.DATASETS.SYNTHETIC = CN()
-    # number of identities (train + val + test).
-    _C.DATASETS.SYNTHETIC.NUM_IDS = 60
-    # images per (identity, camera); multi-shot SYSU galleries need at least 10.
-    _C.DATASETS.SYNTHETIC.IMAGES_PER_CAMERA = 12
-    # identities held out for testing (the query/gallery identities).
-    _C.DATASETS.SYNTHETIC.TEST_IDS = 20
-    # validation identities (trained on, like SYSU-MM01's val ids).
-    _C.DATASETS.SYNTHETIC.VAL_IDS = 8
-    # generator seed.
-    _C.DATASETS.SYNTHETIC.SEED = 0
-
-    # The authors' recipe details: transforms, CRI sharing, CMC variant.
-    # Resize interpolation of the train and test transforms: "bilinear" (torchvision's default,
-    # the authors' code) or "bicubic" (fastreid's transforms).
-    _C.INPUT.INTERPOLATION = "bilinear"
-    # Random erasing: rectangles tried per image before giving up (the authors: 100;
-    # torchvision's RandomErasing: 10).
-    _C.INPUT.REA.ATTEMPTS = 100
-    # distribution of the erased rectangle's aspect ratio h/w over INPUT.REA.RATIO: "uniform"
-    # (the authors' code) or "log-uniform" (torchvision's RandomErasing).
-    _C.INPUT.REA.RATIO_SAMPLING = "uniform"
-    # CRI: True = one set of counterfactual node parameters (c: B x 1, k: B x d) serves both
-    # graph branches r2i and i2r (the authors' single module); False = one set per branch.
-    _C.MODEL.CIFT.CRI.SHARED = True
+    "TEST.LLCM.VIS_TO_IR": Key("semantic", Choice(("semantic", "reference"))),
     # CMC of the SYSU-MM01 and LLCM protocols: "identity" (a gallery identity counts once, at
     # its best rank: AGW/DEEN, the community's tables) or "image" (every gallery image counts:
-    # the CIFT authors' eval()). RegDB's protocol is image-level either way. R1, mAP, mINP are
-    # the same under both.
-    _C.TEST.CMC_MODE = "identity"
+    # the CIFT authors' eval()). RegDB's is image-level either way; R1, mAP, mINP agree.
+    "TEST.CMC_MODE": Key("identity", Choice(imported("cift.evaluation.metrics", "CMC_MODES"))),
+    # Test-time transfer (CIFT): "dense" builds the gallery graph densely (the authors' way),
+    # "sparse" works from top-(k+1) neighbour lists (memory linear in Q+G), "auto" = sparse
+    # when queries + gallery exceed SPARSE_ABOVE images.
+    "TEST.TRANSFER.MODE": Key("auto", Choice(imported("cift.search_settings",
+                                                      "TRANSFER_MODES"))),
+    # size (queries + gallery) above which "auto" goes sparse; 0 = always: the neighbour lists
+    # were faster at every graph size of the protocols on the CPU (bench/features_tool.py).
+    "TEST.TRANSFER.SPARSE_ABOVE": Key(0, Int(0)),
+    # The neighbour search of the sparse test-time transfer and of the top-R lists: "torch"
+    # (blocked matmul + topk, GPU when there is one) or "faiss" (IndexFlatIP, on the GPU when
+    # faiss has one).
+    "TEST.SEARCH.BACKEND": Key("torch", Choice(imported("cift.neighbours", "SEARCH_BACKENDS"))),
+    # Top-R retrieval for large galleries. 0 ranks each query's whole gallery (exact mAP and
+    # mINP). R > 0 keeps each query's R nearest gallery images (searched deeper where a CMC rank
+    # needs it), so no (queries x gallery) distance matrix is formed: the same R1-R20 (ties
+    # aside), AP truncated at R reported as mAP@R, no mINP. Not with TEST.RERANK.
+    "TEST.RETRIEVAL.TOP_R": Key(0, Int(0), top_r_without_rerank),
+    # reported as `metric` (fastreid keeps `model_best` by it): "<task>/<metric>", e.g.
+    # "all-single/mAP" (SYSU), "visible-thermal/R1" (RegDB); "" = the first task's mAP.
+    "TEST.MAIN_METRIC": Key("", Str()),
+    # CMC curve (rank 1..20) of every reported setting as <OUTPUT_DIR>/cmc_<test set>.png after
+    # each evaluation: True / False.
+    "TEST.CMC_PLOT": Key(True, Bool()),
+    # After each evaluation, write features_<test set>.npz to the run's output folder (format
+    # in docs/features.md): True / False.
+    "TEST.SAVE_FEATURES": Key(False, Bool()),
+    # Topology diagnostics (supplementary §1, docs/topology.md): after each evaluation, Q_X,
+    # Q_Y, Q_A and the affinity error rate of every task's test graph, logged as
+    # topology/<test set>/<task>/<measure> scalars: on / off.
+    "TEST.TOPOLOGY.ENABLED": Key(False, Bool()),
+    # queries per task the measures use (evenly spread; the first trial's gallery); 0 = all.
+    "TEST.TOPOLOGY.MAX_QUERIES": Key(500, Int(0)),
+    # tasks measured, e.g. ("all-single",); empty = every task of each test set.
+    "TEST.TOPOLOGY.TASKS": Key((), Seq(Str(), distinct=True)),
+}
 
-    # Reliability. Decode every image of the splits a run reads before anything is written
-    # (results cached per file in the data set folder, so reruns cost nothing): True / False.
-    _C.DATALOADER.CHECK_IMAGES = True
-    # Seconds a collective may wait for the other processes before the job stops, naming the
-    # rank that went silent; 0 = 300 with gloo (CPU), 1800 with NCCL (torch's default).
-    _C.DIST_TIMEOUT_S = 0
+CIFT_KEYS = {**MODEL_KEYS, **INPUT_KEYS, **DATA_KEYS, **SOLVER_KEYS, **TEST_KEYS}
+# Every key a run reads: fastreid's and cift's.
+SCHEMA = {**FASTREID_KEYS, **CIFT_KEYS}
+# Keys removed from earlier versions -> the key that replaced them (named by the unknown-key
+# error).
+REPLACED_KEYS = {"DATASETS.REGDB.TRIAL": "DATASETS.REGDB.SPLIT",
+                 "TEST.TRANSFER.BACKEND": "TEST.SEARCH.BACKEND",
+                 "TEST.RETRIEVAL.BACKEND": "TEST.SEARCH.BACKEND"}
+
+
+def add_cift_config(cfg: CN) -> CN:
+    """Add cift's keys (`CIFT_KEYS`) with their defaults to a fastreid config in place and
+    return it."""
+    for key, entry in CIFT_KEYS.items():
+        *path, last = key.split(".")
+        node = cfg
+        for part in path:
+            if part not in node:
+                node[part] = CN()
+            node = node[part]
+        node[last] = entry.default
     return cfg
 
 
-# Renamed keys: old name -> (new name, the old key's "not set" value). A set old key still
-# works when the new one keeps its default (one deprecation line); both set apart is an error.
-RENAMED_KEYS = {"DATASETS.REGDB.TRIAL": ("DATASETS.REGDB.SPLIT", 0)}
-
-
-def _get(cfg: CN, key: str):
-    node = cfg
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
-def renamed_key_value(cfg: CN, old: str):
-    """The value of RENAMED_KEYS[old]'s new key, taking a set `old` key into account.
-
-    Raises:
-        CiftInputError: both keys set, to different values.
-    """
+def default_config() -> CN:
+    """fastreid's defaults with cift's keys."""
     from fastreid.config import get_cfg
 
-    from .errors import CiftInputError
-
-    new, unset = RENAMED_KEYS[old]
-    old_value, new_value = _get(cfg, old), _get(cfg, new)
-    if old_value == unset:
-        return new_value
-    default = _get(add_cift_config(get_cfg()), new)
-    if new_value not in (default, old_value):
-        raise CiftInputError(f"{old} {old_value!r} and {new} {new_value!r}: {old} is the old "
-                             f"name of {new}; set only {new}")
-    return old_value
+    return add_cift_config(get_cfg())
 
 
-def _apply_renamed_keys(cfg: CN) -> None:
-    """Move the values of set old keys to their new keys (unfrozen cfg), one deprecation line
-    on stderr for each."""
-    for old, (new, unset) in RENAMED_KEYS.items():
-        if _get(cfg, old) == unset:
-            continue
-        value = renamed_key_value(cfg, old)
-        print(f"deprecated: {old} is now {new}; using {new} {value!r}", file=sys.stderr)
-        *path, last = new.split(".")
-        _get(cfg, ".".join(path))[last] = value
-        *path, last = old.split(".")
-        _get(cfg, ".".join(path))[last] = unset
+def check_value(key: str, value):
+    """`value` for config key `key` (a command-line flag that stands for it), checked as a
+    config value would be (its kind; relations to other keys need the whole config) and
+    returned as the config holds it.
+
+    Raises:
+        CiftInputError: "<KEY> <value!r>: expected <what>".
+    """
+    try:
+        return checked_value(key, value, SCHEMA[key], get_key(default_config(), key))
+    except Mismatch as err:
+        raise CiftInputError(f"{key} {value!r}: expected {err}") from None
+
+
+def check_keys(cfg, keys) -> None:
+    """Check `keys` of a config (not necessarily read by `load_config`) against the schema, as
+    `load_config` checks them; the config is not changed.
+
+    Raises:
+        CiftInputError: the first value that does not fit.
+    """
+    check_rules(cfg.clone(), {key: SCHEMA[key] for key in keys}, default_config(), {})
+
+
+def keys_set(config_file: str = "", opts: list[str] | None = None) -> dict[str, str]:
+    """{key: where it was set} for every key the config file (with its _BASE_ chain) or the
+    KEY VALUE options set: the file's path, or "" for an option."""
+    from .config_files import merge_config
+
+    return merge_config(default_config(), config_file, opts, REPLACED_KEYS)
 
 
 def load_config(config_file: str = "", opts: list[str] | None = None) -> CN:
-    """fastreid defaults + cift keys + a YAML file + `KEY VALUE` overrides, frozen.
+    """fastreid defaults + cift keys + a YAML file + `KEY VALUE` overrides, checked against
+    `SCHEMA` and frozen.
 
-    An unknown key, a missing file or a malformed value raises CiftInputError naming it.
+    Raises:
+        CiftInputError: one line naming the file, key or value: an unknown key (with its
+            replacement when it was renamed), a file that cannot be read as a mapping of keys,
+            or a value its key does not allow.
     """
-    from fastreid.config import get_cfg
+    from .config_files import merge_config
 
-    from .errors import CiftInputError
-
-    cfg = add_cift_config(get_cfg())
-    if config_file:
-        if not os.path.isfile(config_file):
-            raise CiftInputError(f"{config_file}: config file not found")
-        try:
-            cfg.merge_from_file(config_file)
-        except (KeyError, ValueError, AssertionError, TypeError) as err:
-            raise CiftInputError(f"{config_file}: {_one_line(err)}") from None
-        except yaml.YAMLError as err:  # the file or one of its _BASE_ files
-            raise CiftInputError(f"{config_file}: not valid YAML: {_yaml_problem(err)}") from None
-        except OSError as err:  # a _BASE_ file that cannot be read
-            raise CiftInputError(f"{config_file}: {err}") from None
-    try:
-        cfg.merge_from_list(list(opts or []))
-    except (KeyError, ValueError, AssertionError, TypeError) as err:
-        raise CiftInputError(f"command-line options: {_one_line(err)}") from None
-    _apply_renamed_keys(cfg)
+    cfg = default_config()
+    origins = merge_config(cfg, config_file, opts, REPLACED_KEYS)
+    check_rules(cfg, SCHEMA, default_config(), origins)
     cfg.freeze()
     return cfg
-
-
-def _yaml_problem(err: BaseException) -> str:
-    """'<file> line L column C: <problem>' of a YAML parser error."""
-    mark = getattr(err, "problem_mark", None)
-    problem = getattr(err, "problem", None) or _one_line(err)
-    if mark is None:
-        return problem
-    return f"{mark.name} line {mark.line + 1} column {mark.column + 1}: {problem}"
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err.args[0]) if err.args else repr(err)
-    return " ".join(text.split())

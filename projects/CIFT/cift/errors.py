@@ -22,15 +22,22 @@ def name_list(names: list[str], most: int) -> str:
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-def print_input_error(err: BaseException, status: int = 2) -> int:
-    """Print `err` as one `error: ...` line on stderr and return the exit status (2).
+def error_line(err: BaseException) -> str:
+    """The one line that states `err`. DataLoader workers re-raise with the worker's traceback
+    in the message: its last line, `cift.errors.<Type>: <message>`, holds the message."""
+    import re
 
-    DataLoader workers re-raise with the worker's traceback in the message: its last line is
-    the cause.
-    """
+    lines = str(err).strip().splitlines()
+    last = lines[-1] if lines else type(err).__name__
+    return re.sub(r"^cift(\.\w+)+: ", "", last) if len(lines) > 1 else last
+
+
+def print_input_error(err: BaseException, status: int = 2) -> int:
+    """Print `err` as one `error: ...` line on stderr (:func:`error_line`) and return the exit
+    status (2)."""
     import sys
 
-    print(f"error: {str(err).strip().splitlines()[-1]}", file=sys.stderr)
+    print(f"error: {error_line(err)}", file=sys.stderr)
     return status
 
 

@@ -25,8 +25,10 @@ def unit_rows(x: torch.Tensor) -> torch.Tensor:
 
 
 def nearest_neighbours(queries: torch.Tensor, base: torch.Tensor, n: int, block: int = 4096,
-                       backend: str = "torch") -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``n`` largest cosine similarities of each query row among ``base`` rows.
+                       backend: str = "torch", normalise: bool = True
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``n`` largest cosine similarities of each query row among ``base`` rows (inner
+    products of the rows as given with ``normalise=False``).
 
     Blocked over queries (``block`` rows at a time) with torch matmul + topk, or a faiss
     ``IndexFlatIP`` (GPU when faiss has one), so no (Q, B) matrix is held beyond one block.
@@ -36,11 +38,12 @@ def nearest_neighbours(queries: torch.Tensor, base: torch.Tensor, n: int, block:
         n (int): neighbours per row (cut to B).
         block (int): query rows per block (torch backend).
         backend (str): one of :data:`SEARCH_BACKENDS`.
+        normalise (bool): scale the rows to unit length first (cosine similarity).
     Returns:
         tuple: (Q, n) similarities, descending, and (Q, n) int64 indices into ``base``.
     """
     n = min(n, base.shape[0])
-    q_unit, b_unit = unit_rows(queries), unit_rows(base)
+    q_unit, b_unit = (unit_rows(queries), unit_rows(base)) if normalise else (queries, base)
     if backend == "faiss":
         return _faiss_search(q_unit, b_unit, n)
     if backend != "torch":

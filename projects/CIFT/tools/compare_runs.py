@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
+from cift.arguments import one_line_errors  # noqa: E402
 from cift.atomic import atomic_write, atomic_write_json  # noqa: E402
 from cift.comparison import comparison_data, comparison_markdown, margin_table  # noqa: E402
 from cift.errors import CiftInputError, print_input_error  # noqa: E402
@@ -25,11 +26,14 @@ from cift.evaluation.report import compare_table, load_run_results  # noqa: E402
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = one_line_errors(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("runs", nargs="+", help="[LABEL=]OUTPUT_DIR of a finished run")
     parser.add_argument("--json", metavar="FILE", help="also write the comparison as JSON")
     parser.add_argument("--markdown", metavar="FILE", help="also write it as Markdown")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except CiftInputError as err:
+        return print_input_error(err)
     runs, dirs = {}, {}
     for spec in args.runs:
         label, _, path = spec.rpartition("=")

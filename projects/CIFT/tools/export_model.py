@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import cift  # noqa: E402, F401  first: patches fastreid and registers everything
 
 # isort: split
+from cift.arguments import one_line_errors, output_folder  # noqa: E402
 from cift.config import load_config  # noqa: E402
 from cift.engine.checkpoint import add_trust_argument  # noqa: E402
 from cift.errors import CiftInputError, print_input_error  # noqa: E402
@@ -41,11 +42,13 @@ logger = logging.getLogger("cift.export")
 
 
 def argument_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = one_line_errors(argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter))
     parser.add_argument("--config-file", required=True, metavar="FILE",
                         help="the config the checkpoint was trained with")
-    parser.add_argument("--output", required=True, metavar="DIR", help="entry folder")
+    parser.add_argument("--output", type=output_folder, required=True, metavar="DIR",
+                        help="entry folder")
     parser.add_argument("--force", action="store_true",
                         help="replace an entry already in --output")
     parser.add_argument("--onnx", action="store_true",
@@ -110,10 +113,10 @@ def export(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run(argv: list[str] | None = None) -> int:
-    args = argument_parser().parse_intermixed_args(argv)
     from cift.export.onnx_export import OnnxParityError
 
     try:
+        args = argument_parser().parse_intermixed_args(argv)
         written = export(args)
     except CiftInputError as err:
         return print_input_error(err)

@@ -5,10 +5,10 @@
     python projects/CIFT/tools/run_regdb_trials.py --config-file FILE --splits 1,2,3 KEY VALUE
 
 Split s runs `train_net.py` with DATASETS.REGDB.SPLIT s and OUTPUT_DIR <OUTPUT_DIR>/trial_<s>
-(the folder and file names, and the `--trials` spelling of `--splits`, are kept so that earlier
-runs resume). A finished split (its protocol_results.json and model_final.pth exist) is never
-run again; an interrupted one resumes from its last checkpoint. The summary goes to the console
-and to <OUTPUT_DIR>/regdb_trials.json.
+(the folder and file names are kept so that earlier runs resume). A finished split (its
+protocol_results.json and model_final.pth exist) is never run again; an interrupted one resumes
+from its last checkpoint. The summary goes to the console and to
+<OUTPUT_DIR>/regdb_trials.json.
 """
 import argparse
 import json
@@ -21,8 +21,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without install
 
+from cift.arguments import key_flag, one_line_errors  # noqa: E402
 from cift.atomic import atomic_write_json  # noqa: E402
-from cift.config import load_config  # noqa: E402
+from cift.config import keys_set, load_config  # noqa: E402
 from cift.errors import CiftInputError, print_input_error  # noqa: E402
 from cift.evaluation.report import (  # noqa: E402
     RESULTS_FILE,
@@ -33,14 +34,14 @@ from cift.evaluation.report import (  # noqa: E402
 SUMMARY_FILE = "regdb_trials.json"
 
 
+SPLIT = key_flag("DATASETS.REGDB.SPLIT")
+
+
 def parse_splits(text: str) -> list[int]:
-    """'1,2,5' -> [1, 2, 5]; anything outside 1..10 is refused."""
-    try:
-        splits = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise CiftInputError(f"--splits {text!r}: expected comma-separated integers") from None
-    if not splits or any(not 1 <= t <= 10 for t in splits):
-        raise CiftInputError(f"--splits {text!r}: RegDB splits are 1..10")
+    """'1,2,5' -> [1, 2, 5], each a DATASETS.REGDB.SPLIT (1..10); argparse `type` of --splits."""
+    splits = [SPLIT(t.strip()) for t in text.split(",") if t.strip()]
+    if not splits:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated splits in 1..10")
     return list(dict.fromkeys(splits))
 
 
@@ -77,17 +78,21 @@ def aggregate(per_split: dict[int, dict]) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = one_line_errors(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--config-file", required=True)
-    parser.add_argument("--splits", "--trials", dest="splits", default="1,2,3,4,5,6,7,8,9,10",
+    parser.add_argument("--splits", type=parse_splits, default=list(range(1, 11)),
                         help="comma-separated split numbers (default: all ten)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         cfg = load_config(args.config_file, args.opts)
-        splits = parse_splits(args.splits)
+        splits = args.splits
         if tuple(cfg.DATASETS.TESTS) != ("RegDB",):
-            raise CiftInputError(f"{args.config_file}: DATASETS.TESTS must be ('RegDB',)")
+            raise CiftInputError(f"{args.config_file}: DATASETS.TESTS {tuple(cfg.DATASETS.TESTS)}"
+                                 ": expected ('RegDB',)")
+        if "DATASETS.REGDB.SPLIT" in keys_set("", args.opts):
+            raise CiftInputError("DATASETS.REGDB.SPLIT: set for each split by this tool; choose "
+                                 "the splits with --splits")
     except CiftInputError as err:
         return print_input_error(err)
     base = Path(cfg.OUTPUT_DIR)

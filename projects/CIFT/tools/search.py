@@ -24,10 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import cift  # noqa: E402, F401  first: patches fastreid and registers everything
 
 # isort: split
+from cift.arguments import COUNT, key_flag, one_line_errors, output_folder  # noqa: E402
 from cift.branches import BRANCH_OF_QUERY_MODALITY  # noqa: E402
 from cift.config import load_config  # noqa: E402
 from cift.engine.checkpoint import add_trust_argument  # noqa: E402
-from cift.errors import CiftInputError, print_input_error  # noqa: E402
+from cift.errors import CiftInputError, CiftJobError, print_input_error  # noqa: E402
 from cift.export.inference import load_inference_model  # noqa: E402
 from cift.export.search import RESULTS_FILE, run_search  # noqa: E402
 
@@ -35,8 +36,9 @@ MODALITIES = tuple(BRANCH_OF_QUERY_MODALITY)
 
 
 def argument_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = one_line_errors(argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter))
     parser.add_argument("--config-file", required=True, metavar="FILE",
                         help="the model's config (a model-zoo entry's config.yaml)")
     parser.add_argument("--query", required=True, nargs="+", metavar="PATH",
@@ -45,12 +47,13 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gallery", required=True, nargs="+", metavar="DIR",
                         help="gallery folders (or image files)")
     parser.add_argument("--gallery-modality", required=True, choices=MODALITIES)
-    parser.add_argument("--topk", type=int, default=10, help="results per query (default 10)")
+    parser.add_argument("--topk", type=COUNT, default=10, help="results per query (default 10)")
     parser.add_argument("--no-transfer", action="store_true",
                         help="rank CIFT's BNNeck features without the graph transfer (CIFT†)")
-    parser.add_argument("--output", default=os.path.join("output", "search"), metavar="DIR",
+    parser.add_argument("--output", type=output_folder, default=os.path.join("output", "search"),
+                        metavar="DIR",
                         help="where results.json and ranklists/ go (default output/search)")
-    parser.add_argument("--batch-size", type=int, default=0,
+    parser.add_argument("--batch-size", type=key_flag("TEST.IMS_PER_BATCH"), default=None,
                         help="images per forward pass (default TEST.IMS_PER_BATCH)")
     add_trust_argument(parser)
     parser.add_argument("opts", nargs="*", metavar="KEY VALUE",
@@ -63,15 +66,17 @@ def search(args: argparse.Namespace) -> dict:
     cfg, model, _ = load_inference_model(cfg, trust=args.trust_checkpoint)
     return run_search(cfg, model, args.query, args.query_modality, args.gallery,
                       args.gallery_modality, args.output, topk=args.topk,
-                      transfer=not args.no_transfer, batch_size=args.batch_size or None)
+                      transfer=not args.no_transfer, batch_size=args.batch_size)
 
 
 def run(argv: list[str] | None = None) -> int:
-    args = argument_parser().parse_intermixed_args(argv)
     try:
+        args = argument_parser().parse_intermixed_args(argv)
         results = search(args)
     except CiftInputError as err:
         return print_input_error(err)
+    except CiftJobError as err:  # a write that failed (disk full): one line
+        return print_input_error(err, status=1)
     how = (f"branch {results['branch']}, " if results["branch"] else "") + (
         "graph transfer" if results["transfer"] else "no transfer")
     print(f"{results['num_queries']} queries against {results['gallery_size']} gallery images "

@@ -28,39 +28,55 @@ from cift.analysis.toy_experiment import (  # noqa: E402
     summarise_observations,
     write_csv,
 )
+from cift.arguments import (  # noqa: E402
+    COUNT,
+    PROBABILITY,
+    SEED,
+    key_flag,
+    kind_flag,
+    one_line_errors,
+    output_folder,
+)
 from cift.atomic import atomic_write_json  # noqa: E402
+from cift.config_schema import Int  # noqa: E402
+from cift.errors import CiftInputError, print_input_error  # noqa: E402
+
+AT_LEAST_2 = kind_flag(Int(2))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--reps", type=int, default=100, help="repetitions averaged (default 100)")
-    p.add_argument("--grid", type=int, default=11,
+    p = one_line_errors(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    p.add_argument("--out", type=output_folder, required=True, help="output folder")
+    p.add_argument("--reps", type=COUNT, default=100, help="repetitions averaged (default 100)")
+    p.add_argument("--grid", type=AT_LEAST_2, default=11,
                    help="targets per axis: Q_X and Q_A in linspace(0, 1, GRID) (default 11)")
-    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    p.add_argument("--fixed-qx", type=float, default=0.57,
+    p.add_argument("--seed", type=SEED, default=0, help="base seed (default 0)")
+    p.add_argument("--fixed-qx", type=PROBABILITY, default=0.57,
                    help="Q_X of the fine Q_A sweep (default 0.57, the baseline value the "
                         "supplementary quotes)")
-    p.add_argument("--line-points", type=int, default=41,
+    p.add_argument("--line-points", type=AT_LEAST_2, default=41,
                    help="Q_A targets of the fine sweep, linspace(0, 1, N) (default 41)")
-    p.add_argument("--low-qa", type=float, default=0.1,
+    p.add_argument("--low-qa", type=PROBABILITY, default=0.1,
                    help="Q_A of the low-affinity observation (default 0.1)")
-    p.add_argument("--num-ids", type=int, default=ToySettings.num_ids)
-    p.add_argument("--per-id", type=int, default=ToySettings.per_id)
-    p.add_argument("--dim", type=int, default=ToySettings.dim)
-    p.add_argument("--tau", type=float, default=ToySettings.tau)
-    p.add_argument("--k", type=int, default=ToySettings.k)
+    p.add_argument("--num-ids", type=AT_LEAST_2, default=ToySettings.num_ids)
+    p.add_argument("--per-id", type=AT_LEAST_2, default=ToySettings.per_id,
+                   help="samples per identity (>= 2: a sample needs a positive)")
+    p.add_argument("--dim", type=COUNT, default=ToySettings.dim)
+    # the toy graph's temperature and neighbours, constrained as the model's
+    p.add_argument("--tau", type=key_flag("MODEL.CIFT.TAU_HOM"), default=ToySettings.tau)
+    p.add_argument("--k", type=key_flag("MODEL.CIFT.TOPK"), default=ToySettings.k)
     args = p.parse_args(argv)
-    for name in ("reps", "grid", "line_points", "num_ids", "dim", "k"):
-        if getattr(args, name) < (2 if name in ("grid", "line_points", "num_ids") else 1):
-            p.error(f"--{name.replace('_', '-')} is too small")
-    if args.per_id < 2:
-        p.error("--per-id must be >= 2 (a sample needs a positive)")
+    if args.k > args.num_ids * args.per_id:
+        p.error(f"argument --k: {args.k}: expected at most the toy graph's nodes, --num-ids x "
+                f"--per-id = {args.num_ids * args.per_id}")
     return args
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except CiftInputError as err:
+        return print_input_error(err)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = ToySettings(num_ids=args.num_ids, per_id=args.per_id, dim=args.dim,

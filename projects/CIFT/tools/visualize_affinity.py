@@ -31,6 +31,7 @@ from cift.analysis.probe import (  # noqa: E402
     extract_features,
     top_neighbours,
 )
+from cift.arguments import COUNT, SEED, one_line_errors, output_file  # noqa: E402
 from cift.branches import branch_features  # noqa: E402
 from cift.config import load_config  # noqa: E402
 from cift.data.build import load_dataset  # noqa: E402
@@ -39,30 +40,41 @@ from cift.evaluation.tasks import build_tasks  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = one_line_errors(argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
     p.add_argument("--model", nargs=3, action="append", required=True,
                    metavar=("LABEL", "CONFIG", "WEIGHTS"),
                    help="a model to show (once, or twice for side by side)")
-    p.add_argument("--out", required=True, help="output PNG")
+    p.add_argument("--out", type=output_file, required=True, help="output PNG")
     p.add_argument("--dataset", default="", help="test set (default: DATASETS.TESTS[0])")
     p.add_argument("--task", default="", help="evaluation task, e.g. all-single, "
                    "visible-thermal (default: the first)")
-    p.add_argument("--queries", default="", help="comma-separated query positions")
-    p.add_argument("--random", type=int, default=6, help="random queries when --queries is "
+    p.add_argument("--queries", type=query_positions, default=[],
+                   help="comma-separated query positions")
+    p.add_argument("--random", type=COUNT, default=6, help="random queries when --queries is "
                    "not given (default 6)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random queries")
-    p.add_argument("--top", type=int, default=3, help="neighbours per query (default 3)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the random queries")
+    p.add_argument("--top", type=COUNT, default=3, help="neighbours per query (default 3)")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     args = p.parse_args(argv)
     if len(args.model) > 2:
         p.error("--model: at most two models")
-    if args.top < 1 or args.random < 1:
-        p.error("--top and --random must be >= 1")
     return args
 
 
-def choose_queries(cfg, dataset: str, task: str, spec: str, count: int, seed: int
+def query_positions(text: str) -> list[int]:
+    """'0,5,9' -> [0, 5, 9] (argparse `type` of --queries; the upper bound needs the task)."""
+    try:
+        positions = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        positions = []
+    if not positions or min(positions) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated query positions "
+                                         ">= 0")
+    return positions
+
+
+def choose_queries(cfg, dataset: str, task: str, spec: list[int], count: int, seed: int
                    ) -> tuple[str, list[int]]:
     """(task name, query positions) from --task, --queries or a seeded random draw."""
     data = load_dataset(cfg, dataset)
@@ -73,14 +85,10 @@ def choose_queries(cfg, dataset: str, task: str, spec: str, count: int, seed: in
         raise CiftInputError(f"--task {name!r}: not a task of {dataset}; known: {list(tasks)}")
     n_queries = len(tasks[name].trials[0][0])
     if spec:
-        try:
-            positions = [int(v) for v in spec.split(",") if v.strip()]
-        except ValueError:
-            raise CiftInputError(f"--queries {spec!r}: expected comma-separated integers"
-                                 ) from None
-        bad = [p for p in positions if not 0 <= p < n_queries]
-        if not positions or bad:
-            raise CiftInputError(f"--queries {spec!r}: positions must be in 0..{n_queries - 1}")
+        positions = spec
+        if max(positions) >= n_queries:
+            raise CiftInputError(f"--queries {positions!r}: expected positions in "
+                                 f"0..{n_queries - 1} ({name} of {dataset})")
     else:
         rng = np.random.default_rng(seed)
         positions = sorted(rng.choice(n_queries, size=min(count, n_queries), replace=False))
@@ -118,8 +126,8 @@ def neighbour_groups(cfg, model, dataset: str, task: str, positions: list[int], 
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
     try:
+        args = parse_args(argv)
         loaded = [(label, *load_model(config, weights, args.opts))
                   for label, config, weights in args.model]
         cfg0 = loaded[0][1]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -30,14 +30,7 @@ from ..data.transforms import build_vi_transforms
 from ..errors import CiftInputError
 from ..evaluation.features import extract_features as model_features
 from ..evaluation.tasks import Task, build_tasks
-from ..modeling.graph import (
-    DEFAULT_K,
-    DEFAULT_TAU_HET,
-    DEFAULT_TAU_HOM,
-    graph_affinity,
-    graph_query_mask,
-    neighbour_mask,
-)
+from ..modeling.graph import GraphSettings, affinity, neighbour_mask
 from .topology import affinity_error_rate, affinity_quality, feature_quality
 
 __all__ = ["MEASURES", "Probe", "EvalGraph", "build_probe", "extract_features",
@@ -48,19 +41,11 @@ MEASURES = ("Q_X", "Q_Y", "Q_A", "error_mass", "error_edges")
 
 @dataclass(frozen=True)
 class EvalGraph:
-    """The test-time graph of one branch: keys v(x), graph kind ("h2ft": query rows see the
-    gallery and themselves; "gft": one graph), temperatures and k; built with the model's own
-    :func:`~cift.modeling.graph.graph_affinity`."""
+    """The test-time graph of one branch: its keys v(x) and the model's graph settings (the
+    default H2FT graph for a model without one)."""
 
     keys: Callable[[torch.Tensor], torch.Tensor] = lambda x: x
-    graph: str = "h2ft"
-    tau_hom: float = DEFAULT_TAU_HOM
-    tau_het: float = DEFAULT_TAU_HET
-    k: int = DEFAULT_K
-
-    @property
-    def h2ft(self) -> bool:
-        return self.graph == "h2ft"
+    settings: GraphSettings = GraphSettings()
 
     @classmethod
     def of(cls, model, branch: str) -> EvalGraph:
@@ -68,23 +53,22 @@ class EvalGraph:
         module = getattr(model, "module", model)  # unwrap DistributedDataParallel
         if not hasattr(module, "transfer_test_features"):
             return cls()
+        projection = module.projections[branch]
 
         def keys(x: torch.Tensor) -> torch.Tensor:  # features may sit on another device
-            return module.keys(x.to(module.device), branch).to(x.device)
+            return projection(x.to(module.device)).to(x.device)
 
-        return cls(keys=keys, graph=module.graph, tau_hom=module.tau_hom, tau_het=module.tau_het,
-                   k=module.k)
+        return cls(keys=keys, settings=module.graph)
 
     def affinity(self, x: torch.Tensor, is_query: torch.Tensor, dense: bool = False
                  ) -> torch.Tensor:
         """(N, d) features -> (N, N) affinity; `dense` keeps every allowed entry (no top-k)."""
-        k = x.shape[0] if dense else self.k
-        return graph_affinity(self.keys(x), is_query, self.graph, tau_hom=self.tau_hom,
-                              tau_het=self.tau_het, k=k)
+        settings = replace(self.settings, k=x.shape[0]) if dense else self.settings
+        return affinity(self.keys(x), is_query, settings)
 
     def visible_columns(self, is_query: torch.Tensor) -> torch.Tensor:
         """(N, N) bool: the columns each row may use, itself left out."""
-        return neighbour_mask(graph_query_mask(is_query, self.graph), self_loops=False)
+        return neighbour_mask(self.settings.queries(is_query), self_loops=False)
 
 
 @torch.no_grad()

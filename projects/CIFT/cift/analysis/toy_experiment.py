@@ -11,7 +11,7 @@ numbers are the defaults of :class:`ToySettings`):
    ``X_i(α) = α c_{y_i} + (1 - α) n_i``. α = 0 gives noise (Q_X ≈ 0), α → 1 collapses every
    identity on its centre (Q_X ≈ 1 - mean cos between centres ≈ 1).
 3. Affinity A: the GFT affinity of the model (supplementary eqs. 9-10; top-k with k = 4 self
-   included, row-normalised ``exp(cos / τ)``, τ = 0.4, :func:`cift.modeling.graph.gft_affinity`)
+   included, row-normalised ``exp(cos / τ)``, τ = 0.4, :func:`cift.modeling.graph.affinity`)
    computed from *key* features ``V_i(β) = β c'_{y_i} + (1 - β) n'_i`` drawn like X but
    independently of it (fresh centres and noise): A knows the identities only as well as β
    lets it, whatever X is.
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..modeling.graph import DEFAULT_K, DEFAULT_TAU_GFT, gft_affinity
+from ..modeling.graph import GraphSettings, affinity
 from ..progress import progress
 from .topology import (
     affinity_error_rate,
@@ -72,9 +72,15 @@ class ToySettings:
     num_ids: int = 8
     per_id: int = 8
     dim: int = 64
-    tau: float = DEFAULT_TAU_GFT
-    k: int = DEFAULT_K
+    # GFT's single temperature: supplementary eq. 10 gives no value; tau_hom's default is used
+    tau: float = GraphSettings.tau_hom
+    k: int = GraphSettings.k
     bisection_steps: int = 30
+
+    @property
+    def graph(self) -> GraphSettings:
+        """The toy's affinity: GFT with temperature `tau` and `k` entries per row."""
+        return GraphSettings(graph="gft", tau_hom=self.tau, k=self.k)
 
     @property
     def labels(self) -> torch.Tensor:
@@ -189,6 +195,7 @@ def run_toy(qx_targets, qa_targets, reps: int = 100, seed: int = 0,
     qx_t = torch.as_tensor(np.asarray(qx_targets, dtype=np.float64))
     qa_t = torch.as_tensor(np.asarray(qa_targets, dtype=np.float64))
     labels = s.labels
+    no_query = torch.zeros(len(labels), dtype=torch.bool)  # GFT: every node is a gallery node
     qx, qa, qy, qa_pairs, error_mass = [], [], [], [], []
     for rep in progress(range(reps), desc="toy experiment", unit="rep", leave=True):
         rng = np.random.default_rng(np.random.SeedSequence([seed, rep]))
@@ -199,7 +206,7 @@ def run_toy(qx_targets, qa_targets, reps: int = 100, seed: int = 0,
         alpha = calibrate(q_x, qx_t, s.bisection_steps)
         beta = calibrate(q_a, qa_t, s.bisection_steps)
         x = features.features(alpha)                          # (Gx, N, d)
-        a = gft_affinity(keys.features(beta), tau=s.tau, k=s.k)  # (Ga, N, N)
+        a = affinity(keys.features(beta), no_query, s.graph)  # (Ga, N, N)
         y = a[None] @ x[:, None]                              # (Gx, Ga, N, d)
         qx.append(q_x(alpha).numpy())
         qa.append(q_a(beta).numpy())

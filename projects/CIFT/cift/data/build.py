@@ -16,8 +16,8 @@ from fastreid.data.common import CommDataset
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.utils import comm
 
-from ..compat import registered_names
 from ..errors import CiftInputError
+from ..fastreid_private import registered_names
 from .cross_modality_sampler import CrossModalityIdentitySampler
 from .images import read_rgb
 from .modality import is_visible

@@ -20,7 +20,7 @@ from fastreid.utils.checkpoint import (
 )
 
 from ..atomic import atomic_write
-from ..errors import CiftInputError, name_list
+from ..errors import CiftInputError, CiftJobError, name_list
 
 # Non-tensor types that fastreid's checkpoints legitimately hold (MultiStepLR milestones).
 SAFE_GLOBALS = [collections.Counter]
@@ -31,6 +31,34 @@ MAX_NAMES = 5
 # and a later one: CIFT's counterfactual nodes, one per position of the per-GPU training batch
 # (so shaped by the training job's world size). Strict loading only warns about them.
 INFERENCE_UNUSED = ("cri.",)
+# Name of the checkpoint a run writes when a signal stops it mid-epoch (cift.engine.interrupt);
+# the run's next regular checkpoint replaces it.
+INTERRUPTED_NAME = "model_interrupted"
+
+
+def first_non_finite(state: dict[str, Any]) -> tuple[str, int] | None:
+    """(name of the first floating-point tensor of `state` holding NaN or ±inf, how many such
+    tensors there are), or None when every one is finite."""
+    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor)
+           and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    return (bad[0], len(bad)) if bad else None
+
+
+def fitting_names(model_state: dict[str, Any], state: dict[str, Any]) -> list[str]:
+    """Names of `state` that the model has, with the same shape (what loading it fills)."""
+    return [k for k, v in state.items()
+            if k in model_state and tuple(v.shape) == tuple(model_state[k].shape)]
+
+
+def name_groups(names: list[str], depth: int = 2) -> list[str]:
+    """'prefix (count)' for the first `depth` dotted parts of `names`, in order of appearance,
+    e.g. ['backbone.layer4 (30)', 'heads.classifier (1)']."""
+    counts = collections.Counter(".".join(n.split(".")[:depth]) for n in names)
+    return [f"{group} ({count})" for group, count in counts.items()]
+
+
+class NonFiniteState(CiftJobError):
+    """The model holds NaN or ±inf values: it is not saved (the last good checkpoint stays)."""
 
 
 def is_safetensors_file(path: str) -> bool:
@@ -158,15 +186,29 @@ class AtomicCheckpointer(Checkpointer):
         self._loading = ""
 
     def save(self, name: str, **kwargs: Any) -> None:
+        """Write `<name>.pth` (model, checkpointables, `kwargs`) and tag it as the last
+        checkpoint. A model holding NaN or ±inf is not written (NonFiniteState): the last good
+        checkpoint stays the last one. A regular checkpoint replaces an interrupted run's."""
         if not self.save_dir or not self.save_to_disk:
             return
         data = {"model": self.model.state_dict()}
+        bad = first_non_finite(data["model"])
+        if bad is not None:
+            last = (f"the last good checkpoint is {self.get_checkpoint_file()}"
+                    if self.has_checkpoint() else "there is no good checkpoint yet")
+            raise NonFiniteState(
+                f"the model holds NaN or inf values ({bad[0]}, {bad[1]} tensors in all) at "
+                f"{name}.pth, which was not written; {last} (the loss or the learning rate ran "
+                "away: see SOLVER.BASE_LR)")
         data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
         data.update(kwargs)
         path = os.path.join(self.save_dir, f"{name}.pth")
         self.logger.info(f"Saving checkpoint to {path}")
         atomic_write(path, lambda f: torch.save(data, f))
         self.tag_last_checkpoint(f"{name}.pth")
+        interrupted = os.path.join(self.save_dir, f"{INTERRUPTED_NAME}.pth")
+        if name != INTERRUPTED_NAME and os.path.isfile(interrupted):
+            os.remove(interrupted)
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         path = os.path.join(self.save_dir, "last_checkpoint")
@@ -190,8 +232,25 @@ class AtomicCheckpointer(Checkpointer):
     def _load_model(self, checkpoint: Any):
         self.loaded_state = dict(checkpoint["model"])
         _strip_prefix_if_present(self.loaded_state, "module.")
+        path = self._loading
+        bad = first_non_finite(self.loaded_state)
+        if bad is not None:
+            raise CiftInputError(f"{path}: {bad[0]} holds NaN or inf values ({bad[1]} tensors "
+                                 "in all); refusing to load weights that are not finite")
+        own = self.model.state_dict()
+        fit = fitting_names(own, self.loaded_state)
+        if not fit and not self.strict:
+            raise CiftInputError(
+                f"{path}: none of its {len(self.loaded_state)} tensors fits the model built from "
+                f"the config (0 of {len(own)} would load: another architecture, or the weights "
+                "of another program?)")
         incompatible = super()._load_model(checkpoint)
         if not self.strict:
+            if len(fit) < len(own):
+                unfilled = [k for k in own if k not in set(fit)]
+                self.logger.warning(
+                    f"{path}: loaded {len(fit)} of the model's {len(own)} tensors; the others "
+                    f"keep their initial values: {name_list(name_groups(unfilled), MAX_NAMES)}")
             return incompatible
 
         def fatal(names):
@@ -201,8 +260,36 @@ class AtomicCheckpointer(Checkpointer):
         unexpected = fatal(incompatible.unexpected_keys)
         shapes = [s for s in incompatible.incorrect_shapes if not s[0].startswith(self.unused)]
         if missing or unexpected or shapes:
-            raise CiftInputError(mismatch_message(self._loading, missing, unexpected, shapes))
+            raise CiftInputError(mismatch_message(path, missing, unexpected, shapes))
         return incompatible
+
+
+def build_check_model(cfg, num_classes: int) -> torch.nn.Module:
+    """The model of `cfg` on the CPU with `num_classes` classes and no ImageNet download: what
+    the input checks load a checkpoint into to see whether it fits."""
+    from fastreid.modeling import build_model
+
+    model_cfg = cfg.clone()
+    model_cfg.defrost()
+    model_cfg.MODEL.DEVICE = "cpu"
+    model_cfg.MODEL.BACKBONE.PRETRAIN = False
+    model_cfg.MODEL.HEADS.NUM_CLASSES = int(num_classes)
+    model_cfg.freeze()
+    return build_model(model_cfg)
+
+
+def check_weights_file(cfg, path: str, *, eval_only: bool, trust: bool = False,
+                       num_classes: int = 0) -> None:
+    """MODEL.WEIGHTS `path` loads without running code, holds only finite values and fits the
+    model of `cfg`: every tensor for an evaluation (`eval_only`, strict), at least one for a
+    training initialisation (which loads what fits and logs the rest). `num_classes`: the
+    training identities (an evaluation with MODEL.HEADS.NUM_CLASSES 0 counts the checkpoint's
+    classifier rows instead)."""
+    state = checkpoint_with_model(load_checkpoint_file(path, trust=trust), path)["model"]
+    if eval_only:
+        num_classes = cfg.MODEL.HEADS.NUM_CLASSES or num_classes_in_state(state, path)
+    model = build_check_model(cfg, num_classes)
+    AtomicCheckpointer(model, strict=eval_only).load_model_state(state, path)
 
 
 def num_classes_in_checkpoint(path: str, trust: bool = False) -> int:

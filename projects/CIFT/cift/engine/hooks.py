@@ -8,16 +8,19 @@ and the evaluation after the last epoch runs after the writers' final write. Her
   VIBaseline and CIFT runs, so their curves overlay in tensorboard;
 - :class:`EpochEndWriter` writes an epoch's last iteration once, after the epoch's evaluation
   hooks, and writes again before closing at the end of training;
-- :class:`ScalarJSONWriter` / :class:`ScalarTensorboardWriter` write each scalar once per
-  iteration it was put at, so scalars put at an iteration already written still land.
+- :class:`ScalarJSONWriter` / :class:`ScalarTensorboardWriter` write every value the storage
+  holds once, at the iteration it was put at: each iteration's raw losses (not fastreid's
+  20-iteration medians, whose window a resumed run would restart), and scalars put at an
+  iteration already written still land.
 
 :func:`with_cift_hooks` puts these hooks (and the epoch LR schedule's) in the places of
-fastreid's in the list DefaultTrainer.build_hooks makes.
+fastreid's in the list DefaultTrainer.build_hooks makes, the writer before the checkpointer:
+every record of an epoch is on disk before a checkpoint names that epoch, so a run killed at
+any moment and resumed writes each iteration exactly once, as the uninterrupted run does.
 """
 from __future__ import annotations
 
 import json
-import os
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 
@@ -26,9 +29,15 @@ from fastreid.engine import hooks
 from fastreid.utils import comm
 from fastreid.utils.events import EventWriter, get_event_storage
 
-from ..compat import eval_hook_parts, pending_histograms, pending_images, periodic_writer_writers
+from ..atomic import append_text
 from ..evaluation.report import protocol_rows
 from ..evaluation.vi_evaluator import BNNECK_ONLY, TRANSFERRED
+from ..fastreid_private import (
+    eval_hook_parts,
+    pending_histograms,
+    pending_images,
+    periodic_writer_writers,
+)
 from .schedule import EpochLRHook, EpochLRScheduler
 
 __all__ = ["EpochEndWriter", "ScalarJSONWriter", "ScalarTensorboardWriter", "VIEvalHook",
@@ -108,53 +117,64 @@ class EpochEndWriter(hooks.PeriodicWriter):
         super().after_train()
 
 
-def unwritten_scalars(written: dict[str, int], window_size: int) -> dict[int, dict[str, float]]:
-    """{iteration: {name: value}} of the storage's latest scalars not yet written at their
-    iteration; marks them written in `written` ({name: last iteration written})."""
+def unwritten_scalars(written: dict[str, float]) -> dict[int, dict[str, float]]:
+    """{iteration: {name: value}} of every value the storage's histories hold at an iteration
+    after the last one written for that name (`written`: {name: last iteration written}, which
+    this updates) and not after the storage's iteration (a step that failed put some values
+    before failing; its loop then sets the storage back to the last iteration done). Raw
+    values, one per name and iteration (the latest when one was put twice)."""
     storage = get_event_storage()
     fresh: dict[int, dict[str, float]] = defaultdict(dict)
-    for name, (value, iteration) in storage.latest_with_smoothing_hint(window_size).items():
-        if iteration > written.get(name, -1):
-            fresh[iteration][name] = value
-            written[name] = iteration
+    for name, history in storage.histories().items():
+        last = written.get(name, -1)
+        for value, iteration in reversed(history.values()):
+            if iteration <= last:
+                break
+            if iteration <= storage.iter:
+                fresh[int(iteration)].setdefault(name, value)
+                written[name] = max(written.get(name, -1), iteration)
     return dict(sorted(fresh.items()))
 
 
 class ScalarJSONWriter(EventWriter):
     """fastreid's JSONWriter (one JSON object per line and iteration, appended to `json_file`),
-    writing each scalar once per iteration it was put at, rather than skipping iterations
-    already written."""
+    writing every iteration's raw values once (:func:`unwritten_scalars`). Each write is
+    appended and made durable whole, or not at all (cift.atomic.append_text)."""
 
-    def __init__(self, json_file: str, window_size: int = 20):
-        # append: a resumed run goes on after its records; open for the writer's life (close())
-        self.file = open(json_file, "a")  # noqa: SIM115
-        self.window_size = window_size
-        self._written: dict[str, int] = {}
+    def __init__(self, json_file: str):
+        self.path = json_file
+        self._written: dict[str, float] = {}
 
     def write(self) -> None:
-        for iteration, scalars in unwritten_scalars(self._written, self.window_size).items():
-            self.file.write(json.dumps({**scalars, "iteration": iteration}, sort_keys=True)
-                            + "\n")
-        self.file.flush()
-        os.fsync(self.file.fileno())
+        lines = [json.dumps({**scalars, "iteration": iteration}, sort_keys=True) + "\n"
+                 for iteration, scalars in unwritten_scalars(self._written).items()]
+        if lines:
+            append_text(self.path, "".join(lines))
 
     def close(self) -> None:
-        self.file.close()
+        pass
 
 
 class ScalarTensorboardWriter(EventWriter):
-    """fastreid's TensorboardXWriter, writing each scalar once per iteration it was put at, and
-    the storage's images and histograms (clearing them, as fastreid's writer does)."""
+    """fastreid's TensorboardXWriter, writing every iteration's raw values once (as
+    :class:`ScalarJSONWriter`), and the storage's images and histograms (clearing them, as
+    fastreid's writer does). Its event file is opened at the first write, purging from the
+    first iteration written on what an earlier, killed run wrote there (tensorboard's
+    purge_step)."""
 
-    def __init__(self, log_dir: str, window_size: int = 20, **kwargs):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.window_size = window_size
-        self.writer = SummaryWriter(log_dir, **kwargs)
-        self._written: dict[str, int] = {}
+    def __init__(self, log_dir: str, **kwargs):
+        self.log_dir, self.kwargs = log_dir, kwargs
+        self.writer = None
+        self._written: dict[str, float] = {}
 
     def write(self) -> None:
-        for iteration, scalars in unwritten_scalars(self._written, self.window_size).items():
+        from torch.utils.tensorboard import SummaryWriter
+
+        fresh = unwritten_scalars(self._written)
+        if self.writer is None:
+            self.writer = SummaryWriter(self.log_dir, purge_step=min(fresh, default=None),
+                                        **self.kwargs)
+        for iteration, scalars in fresh.items():
             for name, value in scalars.items():
                 self.writer.add_scalar(name, value, iteration)
         storage = get_event_storage()
@@ -166,7 +186,8 @@ class ScalarTensorboardWriter(EventWriter):
         storage.clear_histograms()
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def with_cift_hooks(hook_list: list, scheduler: EpochLRScheduler, cfg) -> list:
@@ -183,4 +204,10 @@ def with_cift_hooks(hook_list: list, scheduler: EpochLRScheduler, cfg) -> list:
             return VIEvalHook(*eval_hook_parts(hook), cfg.DATASETS.TESTS)
         return hook
 
-    return [replace(hook) for hook in hook_list]
+    ret = [replace(hook) for hook in hook_list]
+    writer = next((h for h in ret if isinstance(h, EpochEndWriter)), None)
+    checkpointer = next((h for h in ret if isinstance(h, hooks.PeriodicCheckpointer)), None)
+    if writer is not None and checkpointer is not None:
+        ret.remove(writer)
+        ret.insert(ret.index(checkpointer), writer)  # records on disk before the checkpoint
+    return ret

@@ -22,17 +22,73 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+import torch
 import torch.distributed as dist
 from fastreid.utils import comm
 
-# The process group itself is set up in compat (join_process_group), which also patches
-# fastreid's own launch worker with it: compat is the lowest layer, so both launchers share it.
-from ..compat import dist_timeout, join_process_group, join_spawned_group
+from .. import fastreid_private
 from ..errors import CiftInputError, CiftJobError
 
 TORCHRUN_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 # seconds the spawner lets the other processes end by themselves after one failed
 GRACE_S = 2.0
+# Process-group timeout (DIST_TIMEOUT_S 0): a few minutes on the CPU, torch's 30 minutes (as
+# fastreid gets) with NCCL.
+DEFAULT_DIST_TIMEOUT_S = {"gloo": 300.0, "nccl": 1800.0}
+
+
+# Process groups: this module's workers and fastreid's launch worker (patched by
+# cift.compat.cpu_safe_launch) join them through these functions.
+
+def dist_backend() -> str:
+    """NCCL (one GPU per process) when CUDA is there, gloo on the CPU otherwise."""
+    return "nccl" if torch.cuda.is_available() else "gloo"
+
+
+def dist_timeout(seconds: float = 0, backend_name: str | None = None) -> timedelta:
+    """The process-group timeout: `seconds` (DIST_TIMEOUT_S), or the backend's default if 0."""
+    if seconds < 0:
+        raise CiftInputError(f"DIST_TIMEOUT_S {seconds!r}: expected seconds >= 0 (0 = default)")
+    return timedelta(seconds=seconds or DEFAULT_DIST_TIMEOUT_S[backend_name or dist_backend()])
+
+
+def set_local_process_group(world_size: int, local_size: int, rank: int,
+                            timeout: timedelta) -> None:
+    """Create every machine's group of `local_size` consecutive ranks (each rank must take
+    part) and make this rank's the group fastreid's `get_local_rank` / `get_local_size` read."""
+    for first in range(0, world_size, local_size):
+        group = dist.new_group(list(range(first, min(first + local_size, world_size))),
+                               timeout=timeout)
+        if first <= rank < first + local_size:
+            fastreid_private.set_local_process_group(group)
+
+
+def join_process_group(init_method: str, local_rank: int, local_size: int, timeout: timedelta,
+                       world_size: int | None = None, rank: int | None = None) -> None:
+    """Join the job's process group (`dist_backend()`, GPU `local_rank` with CUDA) and set up
+    fastreid's per-machine group of `local_size` processes. `world_size` / `rank` None: read
+    from the environment (`init_method` "env://", as torchrun sets it)."""
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+    given = {} if world_size is None else {"world_size": world_size, "rank": rank}
+    dist.init_process_group(backend=dist_backend(), init_method=init_method, timeout=timeout,
+                            **given)
+    set_local_process_group(dist.get_world_size(), local_size, dist.get_rank(), timeout)
+
+
+def join_spawned_group(local_rank: int, world_size: int, num_gpus_per_machine: int,
+                       machine_rank: int, dist_url: str, timeout_s: float = 0) -> timedelta:
+    """What a process spawned by a launcher does first: check that it has a GPU (with CUDA),
+    join the group at `dist_url` as rank `machine_rank * num_gpus_per_machine + local_rank`
+    with a `timeout_s` timeout (0: DEFAULT_DIST_TIMEOUT_S); returns that timeout."""
+    if torch.cuda.is_available() and num_gpus_per_machine > torch.cuda.device_count():
+        raise CiftInputError(f"--num-gpus {num_gpus_per_machine}: only "
+                             f"{torch.cuda.device_count()} GPUs visible")
+    timeout = dist_timeout(timeout_s)
+    join_process_group(dist_url, local_rank, num_gpus_per_machine, timeout,
+                       world_size=world_size,
+                       rank=machine_rank * num_gpus_per_machine + local_rank)
+    return timeout
 
 
 def started_by_torchrun() -> bool:

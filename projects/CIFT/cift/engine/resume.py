@@ -5,10 +5,16 @@ Every epoch starts by seeding python's, numpy's and torch's generators (CPU and 
 train loader's workers from ``(run seed, epoch, rank)`` alone (:func:`epoch_seeds`), and the
 sampler's draw of an epoch is a function of ``(sampler seed, epoch)``. A run resumed from the
 checkpoint written at the end of epoch ``k`` therefore starts epoch ``k + 1`` in exactly the
-state the uninterrupted run had there, on every rank, although only rank 0 writes checkpoints
-(per-rank generator states could not be saved without a collective in the checkpoint hook).
-The checkpoint carries the seeds (:class:`RunState`, so runs with ``SEED -1`` resume too) and the
-per-GPU batch size, which CIFT's CRI parameters are shaped by.
+state the uninterrupted run had there, on every rank. The checkpoint carries the seeds
+(:class:`RunState`, so runs with ``SEED -1`` resume too) and the per-GPU batch size, which
+CIFT's CRI parameters are shaped by.
+
+Mid-epoch (a run stopped by a signal after step ``j`` of epoch ``e``, `cift.engine.interrupt`):
+the checkpoint also holds ``step = j`` and every rank's generator states
+(:func:`rng_state`, gathered to rank 0). The resumed run seeds epoch ``e`` as usual, draws the
+first ``j`` batches of its loader again without training on them (so the loader's workers,
+whose generators advance with every image they transform, are where the uninterrupted run's
+were) and then restores the generator states: step ``j`` onwards repeat the uninterrupted run.
 
 Not covered: fastreid's own training samplers (DATALOADER.SAMPLER_TRAIN other than the
 cross-modality sampler) restart their infinite stream from their seed, and on a GPU with
@@ -26,7 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import CiftInputError
-from .checkpoint import SAFE_GLOBALS, mismatch_message
+from .checkpoint import INFERENCE_UNUSED, SAFE_GLOBALS, build_check_model, mismatch_message
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +57,28 @@ def seed_epoch(seed: int, epoch: int, rank: int) -> torch.Generator:
     return torch.Generator().manual_seed(loader_seed)
 
 
+def rng_state() -> dict:
+    """This process's python, numpy and torch (CPU and CUDA) generator states, as tensors and
+    numbers (a checkpoint read with weights_only=True holds them)."""
+    _, python, gauss = random.getstate()
+    numpy = np.random.get_state(legacy=False)
+    return {"python": torch.tensor(python, dtype=torch.int64), "python_gauss": gauss,
+            "numpy": torch.from_numpy(numpy["state"]["key"].astype(np.int64)),
+            "numpy_pos": int(numpy["state"]["pos"]), "numpy_has_gauss": int(numpy["has_gauss"]),
+            "numpy_gauss": float(numpy["gauss"]), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def restore_rng_state(state: dict) -> None:
+    """Put back the generator states :func:`rng_state` took."""
+    random.setstate((3, tuple(state["python"].tolist()), state["python_gauss"]))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32),
+                         state["numpy_pos"], state["numpy_has_gauss"], state["numpy_gauss"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 class RunState:
     """Checkpointable: the run seed, the per-GPU batch size and the world size of a run."""
 
@@ -73,33 +101,68 @@ def last_checkpoint(output_dir: str) -> str:
         return os.path.join(output_dir, f.read().strip())
 
 
-def saved_run_state(path: str) -> dict[str, int] | None:
-    """The RunState saved in checkpoint `path` (memory-mapped, weights-only read), or None when
-    the file holds none or cannot be read that way (the trainer's load then reports it)."""
+def saved_checkpoint(path: str) -> dict | None:
+    """The content of checkpoint `path` (memory-mapped, weights-only read), or None when it
+    cannot be read that way (the trainer's load then reports it)."""
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             content = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001  any unreadable file is reported by the real load
         return None
-    state = content.get("run_state") if isinstance(content, dict) else None
+    return content if isinstance(content, dict) else None
+
+
+def saved_run_state(path: str) -> dict[str, int] | None:
+    """The RunState saved in checkpoint `path`, or None when the file holds none or cannot be
+    read (:func:`saved_checkpoint`)."""
+    state = (saved_checkpoint(path) or {}).get("run_state")
     return state if isinstance(state, dict) else None
 
 
-def check_resume(cfg, world_size: int) -> None:
+def check_resume(cfg, world_size: int, num_classes: int | None = None) -> None:
     """Before a `--resume`: refuse a per-GPU batch size other than the checkpoint's (CRI's
-    parameters and their optimizer state are shaped by it) in one line naming both sizes."""
+    parameters and their optimizer state are shaped by it) in one line naming both sizes, and,
+    with `num_classes` (the training identities), a checkpoint whose model is not the config's
+    (another backbone depth, another data set) in one line naming what differs."""
     path = last_checkpoint(cfg.OUTPUT_DIR)
-    state = saved_run_state(path) if path and os.path.isfile(path) else None
-    if state is None:
-        return
-    batch = cfg.SOLVER.IMS_PER_BATCH // world_size
-    if batch != state["batch_size"]:
-        raise CiftInputError(
-            f"--resume: SOLVER.IMS_PER_BATCH {cfg.SOLVER.IMS_PER_BATCH} on {world_size} "
-            f"process(es) gives {batch} images per GPU, but {path} was trained with "
-            f"{state['batch_size']} per GPU (SOLVER.IMS_PER_BATCH "
-            f"{state['batch_size'] * state['world_size']} on {state['world_size']}); resume with "
-            "that batch size or train into a new OUTPUT_DIR")
+    content = saved_checkpoint(path) if path and os.path.isfile(path) else None
+    state = (content or {}).get("run_state")
+    if isinstance(state, dict):
+        batch = cfg.SOLVER.IMS_PER_BATCH // world_size
+        if batch != state["batch_size"]:
+            raise CiftInputError(
+                f"--resume: SOLVER.IMS_PER_BATCH {cfg.SOLVER.IMS_PER_BATCH} on {world_size} "
+                f"process(es) gives {batch} images per GPU, but {path} was trained with "
+                f"{state['batch_size']} per GPU (SOLVER.IMS_PER_BATCH "
+                f"{state['batch_size'] * state['world_size']} on {state['world_size']}); resume "
+                "with that batch size or train into a new OUTPUT_DIR")
+        if (content or {}).get("step", 0) and state["world_size"] != world_size:
+            raise CiftInputError(
+                f"--resume: {path} was written mid-epoch by a job of {state['world_size']} "
+                f"process(es), and a mid-epoch position holds for that number only; resume "
+                f"with {state['world_size']}")
+    if num_classes is not None and isinstance((content or {}).get("model"), dict):
+        check_resumed_model(cfg, content["model"], path, num_classes)
+
+
+def check_resumed_model(cfg, saved: dict[str, torch.Tensor], path: str, num_classes: int
+                        ) -> None:
+    """The checkpoint's model tensors are those of the model `cfg` builds with `num_classes`
+    classes, shape for shape (CRI's, shaped by the per-GPU batch, are checked with the batch)."""
+    own = build_check_model(cfg, num_classes).state_dict()
+    saved = {k[len("module."):] if k.startswith("module.") else k: v for k, v in saved.items()}
+
+    def kept(names):
+        return sorted(n for n in names if not n.startswith(INFERENCE_UNUSED))
+
+    missing = kept(set(own) - set(saved))
+    unexpected = kept(set(saved) - set(own))
+    shapes = [(k, tuple(saved[k].shape), tuple(own[k].shape)) for k in kept(set(own) & set(saved))
+              if tuple(saved[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        raise CiftInputError("--resume: " + mismatch_message(path, missing, unexpected, shapes)
+                             + "; resume with the config it was trained with, or train into a "
+                             "new OUTPUT_DIR")
 
 
 def check_resumed_shapes(model, loaded: dict[str, torch.Tensor], path: str) -> None:

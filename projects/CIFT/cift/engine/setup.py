@@ -11,8 +11,10 @@ from fastreid.utils import comm
 from fastreid.utils.env import seed_all_rng
 
 from ..atomic import remove_stale_temporaries
-from ..config import load_config
+from ..config import keys_set, load_config
 from ..console import quiet_console
+from ..errors import CiftInputError
+from .output_lock import lock_output_dir
 from .validate import validate
 
 logger = logging.getLogger(__name__)
@@ -20,12 +22,15 @@ logger = logging.getLogger(__name__)
 
 def check_inputs(cfg, eval_only: bool = False, world_size: int | None = None,
                  trust: bool = False, resume: bool = False) -> None:
-    """Fail early, before anything is written to OUTPUT_DIR, on inputs that cannot work:
-    every check of `cift.engine.validate.CHECKS` (config values, registry names, schedule,
-    data sets and their images, ImageNet weights, the checkpoint, a resume's batch size).
-    `world_size` defaults to the running job's."""
+    """Fail early, before anything is written to OUTPUT_DIR, on inputs that cannot work
+    (config values were checked when the config was loaded): every check of
+    `cift.engine.validate.CHECKS` (the GPU, batches against the world size, data sets and
+    their images, ImageNet weights, the checkpoint, a resume's batch size). `world_size`
+    defaults to the running job's."""
     validate(cfg, eval_only=eval_only, trust=trust, resume=resume,
              world_size=comm.get_world_size() if world_size is None else world_size)
+    if comm.is_main_process():  # held by the job's main process until it exits (output_lock)
+        lock_output_dir(eval_output_dir(cfg) if eval_only else cfg.OUTPUT_DIR)
 
 
 def eval_output_dir(cfg) -> str:
@@ -42,16 +47,7 @@ def eval_output_dir(cfg) -> str:
 def device_given(config_file: str, opts) -> bool:
     """Whether the config file (with its _BASE_ chain) or the KEY VALUE options set
     MODEL.DEVICE, rather than leaving it to the default."""
-    from fastreid.config import get_cfg
-
-    from ..config import add_cift_config
-
-    probe = add_cift_config(get_cfg())
-    probe.MODEL.DEVICE = ""  # a value no config sets
-    if config_file:
-        probe.merge_from_file(config_file)
-    probe.merge_from_list(list(opts or []))
-    return probe.MODEL.DEVICE != ""
+    return "MODEL.DEVICE" in keys_set(config_file, opts)
 
 
 def resolve_default_device(cfg, args: argparse.Namespace) -> tuple:
@@ -65,6 +61,24 @@ def resolve_default_device(cfg, args: argparse.Namespace) -> tuple:
     cfg.MODEL.DEVICE = "cpu"
     cfg.freeze()
     return cfg, True
+
+
+def check_launch_arguments(args: argparse.Namespace) -> None:
+    """train_net's own flags (the config is checked when it is loaded): a config file, and
+    process counts a launch can start.
+
+    Raises:
+        CiftInputError: one line naming the flag.
+    """
+    if not args.config_file:
+        raise CiftInputError("--config-file: required (e.g. --config-file "
+                             "configs/Demo/baseline_synthetic.yml)")
+    for flag, value in (("--num-gpus", args.num_gpus), ("--num-machines", args.num_machines)):
+        if value < 1:
+            raise CiftInputError(f"{flag} {value}: expected an int >= 1")
+    if not 0 <= args.machine_rank < args.num_machines:
+        raise CiftInputError(f"--machine-rank {args.machine_rank}: expected an int in "
+                             f"0..{args.num_machines - 1} (--num-machines {args.num_machines})")
 
 
 def check_job(args: argparse.Namespace, world_size: int):

@@ -9,7 +9,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 from fastreid.engine import DefaultTrainer, hooks
-from fastreid.engine.train_loop import AMPTrainer, SimpleTrainer, TrainerBase
+from fastreid.engine.train_loop import SimpleTrainer, TrainerBase
 from fastreid.evaluation import inference_on_dataset
 from fastreid.utils import comm
 from fastreid.utils.events import CommonMetricPrinter
@@ -17,18 +17,22 @@ from fastreid.utils.logger import setup_logger
 
 from ..analysis.hooks import build_topology_hook
 from ..atomic import atomic_write_json
-from ..compat import attach_step_trainer, distributed_data_parallel
+from ..compat import distributed_data_parallel
 from ..data import build_vi_test_loader, build_vi_train_loader
 from ..evaluation import VIEvaluator, build_tasks, format_protocol_table
 from ..evaluation.cmc_plot import save_cmc_curves
 from ..evaluation.report import RESULTS_FILE
 from ..evaluation.vi_evaluator import GraphTransfer
+from ..fastreid_private import attach_step_trainer
+from .amp import AutocastTrainer
 from .checkpoint import AtomicCheckpointer
 from .epochs import EpochLoop, describe_epoch_lengths, epoch_sampler
 from .hooks import ScalarJSONWriter, ScalarTensorboardWriter, with_cift_hooks
 from .progress_hook import TrainingProgress
-from .resume import RunState, check_resume, check_resumed_shapes, truncate_metrics
+from .resume import RunState, check_resume, check_resumed_shapes
+from .saved_features import features_sink, with_backbone_features
 from .schedule import EpochLRScheduler, check_schedule
+from .step_guards import guard_finite_loss
 
 logger = logging.getLogger(__name__)
 
@@ -94,14 +98,18 @@ class CIFTTrainer(EpochLoop, DefaultTrainer):
     @classmethod
     def build_step_trainer(cls, cfg, model, data_loader, optimizer, param_wrapper,
                            sampler=None) -> SimpleTrainer:
-        """fastreid's SimpleTrainer (AMPTrainer with SOLVER.AMP.ENABLED), which runs each step.
-        With an epoch-drawn loader (`sampler` not None) it gets no iterator: the train loop
-        starts one per epoch."""
-        trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
-        step = trainer_cls(model, [] if sampler is not None else data_loader, optimizer,
-                           param_wrapper)
+        """fastreid's SimpleTrainer (cift's AutocastTrainer with SOLVER.AMP.ENABLED: bfloat16
+        where supported, see cift.engine.amp), which runs each step. With an epoch-drawn loader
+        (`sampler` not None) it gets no iterator: the train loop starts one per epoch. A loss
+        that is not finite stops it (`step_guards`)."""
+        loader = [] if sampler is not None else data_loader
+        if cfg.SOLVER.AMP.ENABLED:
+            step = AutocastTrainer(model, loader, optimizer, param_wrapper,
+                                   torch.device(cfg.MODEL.DEVICE))
+        else:
+            step = SimpleTrainer(model, loader, optimizer, param_wrapper)
         step.data_loader = data_loader
-        return step
+        return guard_finite_loss(step)
 
     @classmethod
     def build_epoch_lr_scheduler(cls, cfg, optimizer) -> EpochLRScheduler:
@@ -129,8 +137,9 @@ class CIFTTrainer(EpochLoop, DefaultTrainer):
 
     def resume_or_load(self, resume: bool = True) -> None:
         """fastreid's resume_or_load, plus: the per-GPU batch must be the checkpoint's, the
-        sampler and run seeds come back, and metrics.json loses the records the killed run
-        wrote after its last checkpoint."""
+        sampler and run seeds come back, and so do a mid-epoch checkpoint's position and this
+        rank's generator states (`cift.engine.resume`). (metrics.json loses the records written
+        after the checkpoint when training starts: EpochLoop.train.)"""
         resuming = resume and self.checkpointer.has_checkpoint()
         if resuming:
             check_resume(self.cfg, comm.get_world_size())
@@ -140,14 +149,11 @@ class CIFTTrainer(EpochLoop, DefaultTrainer):
         check_resumed_shapes(self.model, self.checkpointer.loaded_state,
                              self.checkpointer.get_checkpoint_file())
         self.start_epoch = checkpoint.get("epoch", -1) + 1
+        self.start_step = int(checkpoint.get("step") or 0)
+        states = checkpoint.get("rng")
+        self.resumed_rng = states[comm.get_rank()] if self.start_step and states else None
         if self.sampler is not None:  # its seed may have come back from the checkpoint
             self.set_epoch_lengths(self.data_loader)
-        if comm.is_main_process():
-            start_iter = sum(self.epoch_lengths[: self.start_epoch])
-            dropped = truncate_metrics(self.cfg.OUTPUT_DIR, start_iter)
-            if dropped:
-                logger.info(f"metrics.json: dropped {dropped} records from iteration "
-                            f"{start_iter} on (written after the last checkpoint)")
 
     def build_hooks(self) -> list:
         """fastreid's hooks with the epoch LR schedule in place of its LRScheduler hook; every
@@ -175,11 +181,13 @@ class CIFTTrainer(EpochLoop, DefaultTrainer):
     @classmethod
     def build_evaluator(cls, cfg, dataset_name: str, output_dir=None, model=None):
         """Test loader and the evaluator of the data set's protocol; a CIFT `model` supplies its
-        test-time transfer."""
+        test-time transfer. With TEST.SAVE_FEATURES the evaluator writes the features file."""
         loader, num_query, data = build_vi_test_loader(cfg, dataset_name)
         items = data.query + data.gallery
         tasks = build_tasks(cfg, data.protocol, items, num_query)
-        return loader, VIEvaluator(cfg, items, tasks, transfer=numpy_transfer(model))
+        return loader, VIEvaluator(cfg, items, tasks, transfer=numpy_transfer(model),
+                                   save_features=features_sink(cfg, dataset_name, data, items,
+                                                               num_query))
 
     @classmethod
     def test(cls, cfg, model) -> OrderedDict:
@@ -191,8 +199,9 @@ class CIFTTrainer(EpochLoop, DefaultTrainer):
         results, curves = OrderedDict(), OrderedDict()
         for name in cfg.DATASETS.TESTS:
             loader, evaluator = cls.build_evaluator(cfg, name, model=model)
-            results[name] = inference_on_dataset(model, loader, evaluator,
-                                                 flip_test=cfg.TEST.FLIP.ENABLED)
+            with with_backbone_features(model, enabled=evaluator.save_features is not None):
+                results[name] = inference_on_dataset(model, loader, evaluator,
+                                                     flip_test=cfg.TEST.FLIP.ENABLED)
             curves[name] = evaluator.cmc_curves
             if comm.is_main_process():
                 logger.info("\n" + format_protocol_table(results[name], title=f"{name} protocol "

@@ -1,9 +1,12 @@
-"""Every check of a job's inputs, run before anything is written to OUTPUT_DIR.
+"""The checks of a job's inputs that the config schema cannot make, run before anything is
+written to OUTPUT_DIR: the machine (a GPU), the world size (batches split over processes),
+files on disk, data set contents, checkpoints and images. Every config value has already been
+checked against the schema when the config was loaded (`cift.config.load_config`).
 
 `validate(cfg, ...)` runs the functions of `CHECKS` in order; each takes the `Job` (the config,
 the kind of run, the world size, data sets loaded once) and raises `CiftInputError` with one
-line naming the config key, its value and what is allowed. Cheap config checks come first,
-then the ones that read the data sets, the checkpoint and finally every image.
+line naming the config key, its value and what is allowed. Cheap checks come first, then the
+ones that read the data sets, the checkpoint and finally every image.
 
 To add a check, write `def check_something(job: Job) -> None` and list it in `CHECKS` (or
 insert it from another module: `CHECKS.insert(CHECKS.index(check_weights), check_something)`).
@@ -11,8 +14,6 @@ Under `--num-gpus N` the launcher runs the checks once before it spawns any proc
 """
 from __future__ import annotations
 
-import math
-import numbers
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,26 +21,16 @@ from typing import Any
 
 import torch
 
-from ..compat import registered_names
-from ..data.build import CROSS_MODALITY_SAMPLER, TRAIN_SAMPLERS, load_dataset
+from ..data.build import CROSS_MODALITY_SAMPLER, load_dataset
 from ..data.cross_modality_sampler import CrossModalityIdentitySampler
 from ..data.image_check import check_dataset_images
 from ..data.modality import is_visible
-from ..data.transforms import INTERPOLATIONS, RATIO_SAMPLINGS
-from ..errors import CiftInputError, check_choice
-from ..evaluation.protocols import CMC_MODES, SYSU_CAMERAS
-from ..evaluation.retrieval import check_retrieval
+from ..errors import CiftInputError
 from ..evaluation.tasks import build_tasks, metric_names
 from ..modeling.backbone import check_pretrained_weights
-from ..search_settings import check_search_keys, transfer_settings
-from .checkpoint import (
-    AtomicCheckpointer,
-    checkpoint_with_model,
-    load_checkpoint_file,
-    num_classes_in_state,
-)
+from .checkpoint import check_weights_file
+from .output_lock import check_output_dir
 from .resume import check_resume
-from .schedule import check_schedule
 
 # fastreid samplers that draw K images per identity (the batch must split into K-groups)
 IDENTITY_SAMPLERS = ("NaiveIdentitySampler", "BalancedIdentitySampler", "SetReWeightSampler")
@@ -78,56 +69,11 @@ class Job:
 Check = Callable[[Job], None]
 
 
-def is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def require_int(key: str, value, low: int = 1, high: int | None = None, why: str = "") -> None:
-    """`value` must be an int in [low, high]."""
-    if is_int(value) and value >= low and (high is None or value <= high):
-        return
-    allowed = f"an int >= {low}" if high is None else f"an int in {low}..{high}"
-    raise CiftInputError(f"{key} {value!r}: expected {allowed}{why}")
-
-
-def require_positive(key: str, value) -> None:
-    """`value` must be a finite number > 0."""
-    if (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-            and value > 0):
-        return
-    raise CiftInputError(f"{key} {value!r}: expected a finite number > 0")
-
-
 def check_device(job: Job) -> None:
+    """A cuda MODEL.DEVICE needs a visible GPU."""
     device = job.cfg.MODEL.DEVICE
-    try:
-        kind = torch.device(device).type
-    except (RuntimeError, TypeError):
-        raise CiftInputError(f"MODEL.DEVICE {device!r}: expected cpu or cuda[:N]") from None
-    if kind == "cuda" and not torch.cuda.is_available():
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise CiftInputError(f"MODEL.DEVICE {device!r}: no GPU is visible (use MODEL.DEVICE cpu)")
-
-
-def check_dist_timeout(job: Job) -> None:
-    value = job.cfg.DIST_TIMEOUT_S
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
-        raise CiftInputError(f"DIST_TIMEOUT_S {value!r}: expected seconds >= 0 (0: 300 with "
-                             "gloo, 1800 with NCCL)")
-
-
-def check_registries(job: Job) -> None:
-    """Registered meta-architecture, backbone, heads; a known training sampler."""
-    from fastreid.modeling.backbones import BACKBONE_REGISTRY
-    from fastreid.modeling.heads import REID_HEADS_REGISTRY
-    from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
-
-    m = job.cfg.MODEL
-    check_choice("MODEL.META_ARCHITECTURE", m.META_ARCHITECTURE,
-                 registered_names(META_ARCH_REGISTRY))
-    check_choice("MODEL.BACKBONE.NAME", m.BACKBONE.NAME, registered_names(BACKBONE_REGISTRY))
-    check_choice("MODEL.HEADS.NAME", m.HEADS.NAME, registered_names(REID_HEADS_REGISTRY))
-    if not job.eval_only:
-        check_choice("DATALOADER.SAMPLER_TRAIN", job.cfg.DATALOADER.SAMPLER_TRAIN, TRAIN_SAMPLERS)
 
 
 def is_cift(cfg) -> bool:
@@ -139,85 +85,42 @@ def is_cift(cfg) -> bool:
     return isinstance(model, type) and issubclass(model, CIFT)
 
 
-def check_cift(job: Job) -> None:
-    """MODEL.CIFT.* of a CIFT model: names, temperatures, k against the training batch."""
+def check_topk_batch(job: Job) -> None:
+    """MODEL.CIFT.TOPK of a CIFT training run against the graph's nodes in a per-rank batch."""
     cfg = job.cfg
-    if not is_cift(cfg):
-        return
-    from ..modeling.meta_arch.cift import graph_settings_from_config
-
-    graph_settings_from_config(cfg)  # GRAPH, PROJECTION
-    transfer_settings(cfg)  # TEST.TRANSFER.*
-    c = cfg.MODEL.CIFT
-    require_positive("MODEL.CIFT.TAU_HOM", c.TAU_HOM)
-    require_positive("MODEL.CIFT.TAU_HET", c.TAU_HET)
-    if c.CRI.ENABLED:
-        require_int("MODEL.CIFT.CRI.SAMPLES", c.CRI.SAMPLES)
-    require_int("MODEL.CIFT.TOPK", c.TOPK)
-    if job.eval_only or not is_int(cfg.SOLVER.IMS_PER_BATCH) or job.per_rank_batch < 2:
+    if job.eval_only or not is_cift(cfg) or job.per_rank_batch < 2:
         return
     # H2FT: a gallery row sees the gallery half of its per-rank batch; GFT: the whole batch.
     # A larger k keeps every neighbour, i.e. a fully connected graph.
+    c = cfg.MODEL.CIFT
     half = c.GRAPH == "h2ft"
     limit = job.per_rank_batch // 2 if half else job.per_rank_batch
-    require_int("MODEL.CIFT.TOPK", c.TOPK, 1, limit,
-                f" (a {'branch gallery: half of ' if half else 'graph: '}the per-rank batch "
-                f"SOLVER.IMS_PER_BATCH {cfg.SOLVER.IMS_PER_BATCH} / {job.world_size} rank(s); "
-                "more keeps every node, a fully connected graph)")
-
-
-def check_protocol_keys(job: Job) -> None:
-    """TEST.SYSU.* and TEST.LLCM.* values (the draws themselves: `check_test_tasks`)."""
-    s, c = job.cfg.TEST.SYSU, job.cfg.TEST.LLCM
-    if not s.MODES:
-        raise CiftInputError(f"TEST.SYSU.MODES {s.MODES!r}: expected one or more of "
-                             f"{tuple(SYSU_CAMERAS)}")
-    for mode in s.MODES:
-        check_choice("TEST.SYSU.MODES", mode, tuple(SYSU_CAMERAS))
-    if not s.SHOTS:
-        raise CiftInputError(f"TEST.SYSU.SHOTS {s.SHOTS!r}: expected one or more ints >= 1 "
-                             "(1 single-shot, 10 multi-shot)")
-    for shots in s.SHOTS:
-        require_int("TEST.SYSU.SHOTS", shots, why=" per gallery (1 single-shot, 10 multi-shot)")
-    require_int("TEST.SYSU.TRIALS", s.TRIALS)
-    require_int("TEST.LLCM.TRIALS", c.TRIALS)
-    require_int("TEST.LLCM.SHOTS", c.SHOTS)
-    check_choice("TEST.LLCM.VIS_TO_IR", c.VIS_TO_IR, ("semantic", "reference"))
-
-
-def check_retrieval_keys(job: Job) -> None:
-    check_retrieval(job.cfg)
-    check_search_keys(job.cfg)  # TEST.SEARCH.BACKEND; one line per deprecated key set
-
-
-def check_recipe_keys(job: Job) -> None:
-    """INPUT.INTERPOLATION, INPUT.REA.RATIO_SAMPLING / ATTEMPTS and TEST.CMC_MODE."""
-    cfg = job.cfg
-    check_choice("INPUT.INTERPOLATION", cfg.INPUT.INTERPOLATION, tuple(INTERPOLATIONS))
-    check_choice("INPUT.REA.RATIO_SAMPLING", cfg.INPUT.REA.RATIO_SAMPLING, RATIO_SAMPLINGS)
-    require_int("INPUT.REA.ATTEMPTS", cfg.INPUT.REA.ATTEMPTS)
-    check_choice("TEST.CMC_MODE", cfg.TEST.CMC_MODE, CMC_MODES)
-
-
-def check_schedule_keys(job: Job) -> None:
-    """SOLVER.SCHED / WARMUP_* / DELAY_EPOCHS of a training run (the epoch LR schedule)."""
-    if not job.eval_only:
-        check_schedule(job.cfg)
+    k = c.TOPK
+    if k > limit:
+        raise CiftInputError(
+            f"MODEL.CIFT.TOPK {k!r}: expected an int in 1..{limit} (a "
+            f"{'branch gallery: half of ' if half else 'graph: '}the per-rank batch "
+            f"SOLVER.IMS_PER_BATCH {cfg.SOLVER.IMS_PER_BATCH} / {job.world_size} rank(s); more "
+            "keeps every node, a fully connected graph)")
 
 
 def check_resume_batch(job: Job) -> None:
-    """A --resume keeps the per-GPU batch size of the checkpoint it continues."""
+    """A --resume keeps the per-GPU batch size and the model of the checkpoint it continues."""
     if job.resume and not job.eval_only:
-        check_resume(job.cfg, job.world_size)
+        check_resume(job.cfg, job.world_size, num_classes=train_classes(job))
 
 
 def check_batch_keys(job: Job) -> None:
-    """SOLVER.IMS_PER_BATCH and DATALOADER.NUM_INSTANCE against the sampler and world size."""
+    """TEST.IMS_PER_BATCH against the world size; SOLVER.IMS_PER_BATCH against the sampler's
+    K (DATALOADER.NUM_INSTANCE) and the world size."""
+    cfg, w = job.cfg, job.world_size
+    test_batch = cfg.TEST.IMS_PER_BATCH
+    if test_batch < w:
+        raise CiftInputError(f"TEST.IMS_PER_BATCH {test_batch}: expected at least "
+                             f"the world size {w} (each process reads IMS_PER_BATCH / {w})")
     if job.eval_only:
         return
-    cfg, w = job.cfg, job.world_size
     k, ims = cfg.DATALOADER.NUM_INSTANCE, cfg.SOLVER.IMS_PER_BATCH
-    require_int("DATALOADER.NUM_INSTANCE", k)
     sampler = cfg.DATALOADER.SAMPLER_TRAIN
     if sampler == CROSS_MODALITY_SAMPLER:
         step, why = 2 * k * w, (f"2·K·world size = 2·{k}·{w}: each rank's batch holds K "
@@ -226,7 +129,7 @@ def check_batch_keys(job: Job) -> None:
         step, why = k * w, f"K·world size = {k}·{w}"
     else:
         step, why = w, "the world size"
-    if not (is_int(ims) and ims >= 1 and ims % step == 0):
+    if ims % step:
         raise CiftInputError(f"SOLVER.IMS_PER_BATCH {ims!r}: expected a positive multiple of "
                              f"{step} ({why}; K = DATALOADER.NUM_INSTANCE)")
 
@@ -270,16 +173,31 @@ def check_sampler_fits_data(job: Job) -> None:
             f"DATASETS.NAMES {tuple(job.train_names)}: {err}") from None
 
 
+def check_num_classes(job: Job) -> None:
+    """A training run's MODEL.HEADS.NUM_CLASSES: 0 (the training identities) or enough
+    classifier rows for every training identity."""
+    num_classes = job.cfg.MODEL.HEADS.NUM_CLASSES
+    if job.eval_only or not num_classes:
+        return
+    ids = train_classes(job)
+    if num_classes < ids:
+        raise CiftInputError(f"MODEL.HEADS.NUM_CLASSES {num_classes}: expected 0 (the number "
+                             f"of training identities) or at least {ids}, the identities "
+                             f"of DATASETS.NAMES {tuple(job.train_names)}")
+
+
 def main_metric_choices(tasks, top_r: int) -> list[str]:
     """The "<task>/<metric>" names an evaluation of `tasks` reports (TEST.MAIN_METRIC)."""
     return [f"{task.name}/{name}" for task in tasks for name in metric_names(top_r)]
 
 
 def check_test_tasks(job: Job) -> None:
-    """Each test set's protocol can draw its galleries, and reports TEST.MAIN_METRIC."""
+    """Each test set's protocol can draw its galleries and reports TEST.MAIN_METRIC; the tasks
+    of TEST.TOPOLOGY.TASKS are tasks of every test set."""
     cfg = job.cfg
     key = cfg.TEST.MAIN_METRIC
-    top_r = check_retrieval(cfg)
+    top_r = cfg.TEST.RETRIEVAL.TOP_R
+    topology = cfg.TEST.TOPOLOGY.TASKS if cfg.TEST.TOPOLOGY.ENABLED else ()
     for name in job.test_names:
         data = job.dataset(name)
         items = list(data.query) + list(data.gallery)
@@ -295,6 +213,10 @@ def check_test_tasks(job: Job) -> None:
         if key and key not in choices:
             raise CiftInputError(f"TEST.MAIN_METRIC {key!r}: not reported for {name}; expected "
                                  f"'' (the first task's mAP) or one of {choices}")
+        names = [task.name for task in tasks]
+        if any(task not in names for task in topology):
+            raise CiftInputError(f"TEST.TOPOLOGY.TASKS {tuple(topology)!r}: expected tasks of "
+                                 f"{name} among {names}")
 
 
 def check_weights_path(job: Job) -> None:
@@ -307,24 +229,12 @@ def check_weights_path(job: Job) -> None:
 
 
 def check_weights(job: Job) -> None:
-    """MODEL.WEIGHTS loads without running code; for an evaluation it fits the model."""
-    cfg = job.cfg
-    path = cfg.MODEL.WEIGHTS
-    if not path:
-        return
-    state = checkpoint_with_model(load_checkpoint_file(path, trust=job.trust), path)["model"]
-    if not job.eval_only:
-        return  # training initialisation loads what fits and logs the rest (fastreid)
-    from fastreid.modeling import build_model
-
-    model_cfg = cfg.clone()
-    model_cfg.defrost()
-    model_cfg.MODEL.DEVICE = "cpu"
-    model_cfg.MODEL.BACKBONE.PRETRAIN = False
-    if model_cfg.MODEL.HEADS.NUM_CLASSES == 0:
-        model_cfg.MODEL.HEADS.NUM_CLASSES = num_classes_in_state(state, path)
-    model_cfg.freeze()
-    AtomicCheckpointer(build_model(model_cfg), strict=True).load_model_state(state, path)
+    """MODEL.WEIGHTS loads without running code and is finite; it fits the model (every tensor
+    for an evaluation, at least one for a training initialisation)."""
+    path = job.cfg.MODEL.WEIGHTS
+    if path:
+        check_weights_file(job.cfg, path, eval_only=job.eval_only, trust=job.trust,
+                           num_classes=0 if job.eval_only else train_classes(job))
 
 
 def check_pretrained(job: Job) -> None:
@@ -346,18 +256,49 @@ def check_images(job: Job) -> None:
         check_dataset_images(name, paths, str(data.data_dir))
 
 
+# Files, data set contents and checkpoints (beside check_splits, check_weights and check_images
+# above): the output folder, train / test overlap, the training identities a checkpoint must
+# fit.
+
+def check_output_folder(job: Job) -> None:
+    """The folder the job writes into (OUTPUT_DIR, or its eval/<weights> folder for
+    --eval-only) is a writable folder no other job holds (cift.engine.output_lock; under
+    torchrun the other ranks see rank 0's lock, so only rank 0 looks at it)."""
+    from fastreid.utils import comm
+
+    from .setup import eval_output_dir  # setup imports this module
+
+    check_output_dir(eval_output_dir(job.cfg) if job.eval_only else job.cfg.OUTPUT_DIR,
+                     lock=comm.is_main_process())  # the main process locks it (setup)
+
+
+def check_train_test_disjoint(job: Job) -> None:
+    """A data set trained and tested on in one run shares no image between its train split and
+    its query / gallery (a test image seen in training inflates every score)."""
+    for name in set(job.train_names) & set(job.test_names):
+        data = job.dataset(name)
+        train = {item[0] for item in data.train}
+        shared = sorted(train.intersection(item[0] for item in data.query + data.gallery))
+        if shared:
+            raise CiftInputError(f"DATASETS.NAMES and DATASETS.TESTS {name}: {len(shared)} "
+                                 f"images are in both the train and the test split (first: "
+                                 f"{shared[0]}); the data set's split lists overlap")
+
+
+def train_classes(job: Job) -> int:
+    """Identities of the training data sets (the classes the model is built with)."""
+    return len({item[1] for name in job.train_names for item in job.dataset(name).train})
+
+
 CHECKS: list[Check] = [
+    check_output_folder,
     check_device,
     check_weights_path,
-    check_dist_timeout,
-    check_registries,
     check_batch_keys,
-    check_cift,
-    check_protocol_keys,
-    check_retrieval_keys,
-    check_recipe_keys,
-    check_schedule_keys,
+    check_topk_batch,
     check_splits,
+    check_num_classes,
+    check_train_test_disjoint,
     check_sampler_fits_data,
     check_test_tasks,
     check_weights,

@@ -36,7 +36,8 @@ def identity_cmc(cmc_mode: str) -> bool:
 
 def evaluate_sysu(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
                   q_camids: np.ndarray, g_camids: np.ndarray, max_rank: int = 20,
-                  cmc_mode: str = "identity") -> tuple[np.ndarray, float, float]:
+                  cmc_mode: str = "identity", order: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, float, float]:
     """SYSU-MM01 CMC, mAP and mINP of a query-gallery distance matrix.
 
     Each query ranks the gallery by ``np.argsort(distmat, axis=1)`` (ties as numpy breaks them);
@@ -58,6 +59,7 @@ def evaluate_sysu(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
             query keeps when that is smaller (so never longer than the gallery); image-level:
             cut to the number of gallery images it keeps.
         cmc_mode: "identity" (default) or "image", see above.
+        order: ``np.argsort(distmat, axis=1)`` when the caller has it already (not checked).
 
     Returns:
         cmc: (max_rank,) float32, fraction of valid queries matched within each rank (shorter
@@ -71,11 +73,12 @@ def evaluate_sysu(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
             ``max_rank``, the reference code fails; here the CMC runs to the longer count.
     """
     return _evaluate_with_cameras(sysu_groups, distmat, q_pids, g_pids, q_camids, g_camids,
-                                  max_rank, cmc_mode)
+                                  max_rank, cmc_mode, order)
 
 
 def evaluate_regdb(
-    distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, max_rank: int = 20
+    distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, max_rank: int = 20,
+    order: np.ndarray | None = None
 ) -> tuple[np.ndarray, float, float]:
     """RegDB CMC, mAP and mINP of a query-gallery distance matrix (either direction).
 
@@ -91,6 +94,7 @@ def evaluate_regdb(
         q_pids: (num_query,) query identities.
         g_pids: (num_gallery,) gallery identities.
         max_rank: CMC length, cut to the gallery size when that is smaller (as the reference).
+        order: as in :func:`evaluate_sysu`.
 
     Returns:
         cmc: (min(max_rank, num_gallery),) float32, fraction of valid queries matched within
@@ -103,12 +107,13 @@ def evaluate_regdb(
     """
     distmat, q_pids, g_pids = _check_ranking(distmat, q_pids, g_pids, max_rank)
     groups = [(np.arange(distmat.shape[0]), None)]
-    return _evaluate(distmat, q_pids, g_pids, groups, max_rank, identity_cmc=False)
+    return _evaluate(distmat, q_pids, g_pids, groups, max_rank, identity_cmc=False, order=order)
 
 
 def evaluate_llcm(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
                   q_camids: np.ndarray, g_camids: np.ndarray, max_rank: int = 20,
-                  cmc_mode: str = "identity") -> tuple[np.ndarray, float, float]:
+                  cmc_mode: str = "identity", order: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, float, float]:
     """LLCM CMC, mAP and mINP of a query-gallery distance matrix (either direction).
 
     As :func:`evaluate_sysu` (argsort ties, identity-level CMC that keeps the first image of each
@@ -128,6 +133,7 @@ def evaluate_llcm(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
         max_rank: CMC length, cut as in :func:`evaluate_sysu`.
         cmc_mode: "identity" (default, the reference) or "image" (every gallery image counts,
             as :func:`evaluate_sysu` with ``cmc_mode="image"``).
+        order: as in :func:`evaluate_sysu`.
 
     Returns:
         cmc, mAP, mINP as :func:`evaluate_sysu`.
@@ -142,7 +148,7 @@ def evaluate_llcm(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
             discards; this returns the result instead.
     """
     return _evaluate_with_cameras(llcm_groups, distmat, q_pids, g_pids, q_camids, g_camids,
-                                  max_rank, cmc_mode)
+                                  max_rank, cmc_mode, order)
 
 
 # (query rows, kept gallery items or None for all): every query of a group drops the same items.
@@ -201,14 +207,15 @@ def check_max_rank(max_rank: int) -> None:
 
 def _evaluate_with_cameras(groups_of: GroupsOf, distmat: np.ndarray, q_pids: np.ndarray,
                           g_pids: np.ndarray, q_camids: np.ndarray, g_camids: np.ndarray,
-                          max_rank: int, cmc_mode: str) -> tuple[np.ndarray, float, float]:
+                          max_rank: int, cmc_mode: str, order: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, float, float]:
     """CMC, mAP and mINP of a protocol whose queries drop gallery items by camera
     (``groups_of``: :func:`sysu_groups` or :func:`llcm_groups`); arguments as
     :func:`evaluate_sysu`."""
     distmat, q_pids, g_pids = _check_ranking(distmat, q_pids, g_pids, max_rank)
     q_camids, g_camids = check_cameras(distmat.shape, q_camids, g_camids)
     groups = groups_of(q_pids, g_pids, q_camids, g_camids)
-    return _evaluate(distmat, q_pids, g_pids, groups, max_rank, identity_cmc(cmc_mode))
+    return _evaluate(distmat, q_pids, g_pids, groups, max_rank, identity_cmc(cmc_mode), order)
 
 
 def check_cameras(
@@ -231,6 +238,7 @@ def _evaluate(
     groups: Iterable[tuple[np.ndarray, np.ndarray | None]],
     max_rank: int,
     identity_cmc: bool,
+    order: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, float]:
     """CMC, mAP and mINP of checked arrays, the queries ranked group by group.
 
@@ -241,13 +249,19 @@ def _evaluate(
         max_rank: CMC length before the cuts.
         identity_cmc: rank among distinct gallery identities (SYSU, LLCM) instead of images
             (RegDB).
+        order: ``np.argsort(distmat, axis=1)``, or None to compute it here.
     """
     num_q, num_g = distmat.shape
     # Rank the full matrix at once: sorting masked rows could break ties differently.
-    indices = np.argsort(distmat, axis=1)
-    _, g_labels = np.unique(g_pids, return_inverse=True)
-    # Small integer labels let the stable per-row sort below use radix sort.
-    g_labels = g_labels.reshape(-1).astype(np.min_scalar_type(max(num_g - 1, 0)))
+    indices = np.argsort(distmat, axis=1) if order is None else order
+    g_unique, g_labels = np.unique(g_pids, return_inverse=True)
+    # Identities as small integer labels (gathered per ranked item: one byte where they fit);
+    # a query identity absent from the gallery gets the unused label g_unique.size.
+    labels = np.min_scalar_type(g_unique.size)
+    g_labels = g_labels.reshape(-1).astype(labels)
+    q_slot = np.searchsorted(g_unique, q_pids).clip(0, max(g_unique.size - 1, 0))
+    q_labels = np.where(g_unique[q_slot] == q_pids, q_slot, g_unique.size).astype(labels) \
+        if g_unique.size else np.zeros(num_q, dtype=labels)
 
     ap, inp = np.zeros(num_q), np.zeros(num_q)
     valid = np.zeros(num_q, dtype=bool)
@@ -268,7 +282,7 @@ def _evaluate(
             order = indices[block]
             if keep is not None:
                 order = order[keep[order]].reshape(block.size, kept)
-            result = _rank_block(order, q_pids[block], g_pids, g_labels if identity_cmc else None)
+            result = _rank_block(order, q_labels[block], g_labels, identity_cmc)
             valid[block], ap[block], inp[block], rank[block] = result
 
     if not valid.any():
@@ -282,24 +296,23 @@ def _evaluate(
 
 
 def _rank_block(
-    order: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, g_labels: np.ndarray | None
+    order: np.ndarray, q_labels: np.ndarray, g_labels: np.ndarray, identity_rank: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-query validity, AP, INP and rank of the first match in kept rankings.
 
     Args:
         order: (n, k) gallery indices, closest first, after the camera removal.
-        q_pids: (n,) query identities.
-        g_pids: (num_gallery,) gallery identities.
-        g_labels: (num_gallery,) gallery identities as indices into their sorted unique values,
-            for an identity-level rank; None for an image-level rank.
+        q_labels: (n,) query identities as labels of the gallery's (another value when absent).
+        g_labels: (num_gallery,) gallery identities as indices into their sorted unique values.
+        identity_rank: rank among distinct gallery identities instead of images.
 
     Returns:
         valid (n,) bool, ap (n,), inp (n,) (zero where not valid), and rank (n,) int: how many
-        distinct gallery identities (or, without g_labels, gallery images) precede the first
+        distinct gallery identities (or, without identity_rank, gallery images) precede the first
         correct match.
     """
     n, k = order.shape
-    matches = (g_pids[order] == q_pids[:, None]).astype(np.int32)
+    matches = g_labels[order] == q_labels[:, None]
     valid = matches.any(1)
     ap, inp, id_rank = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
     if k == 0:
@@ -314,22 +327,32 @@ def _rank_block(
         inp[valid] = num_rel / (last + 1.0)
 
     first_match = np.argmax(matches, axis=1)
-    if g_labels is None:
+    if not identity_rank:
         return valid, ap, inp, first_match
-    return valid, ap, inp, _identities_before(g_labels[order], first_match)
+    return valid, ap, inp, _identities_before(order, g_labels, first_match)
 
 
-def _identities_before(labels: np.ndarray, position: np.ndarray) -> np.ndarray:
+def _identities_before(order: np.ndarray, g_labels: np.ndarray, position: np.ndarray
+                       ) -> np.ndarray:
     """How many distinct identities occur before ``position`` in each ranked row.
 
+    Only each row's first ``position`` items are read (their total, usually far below n * k).
+
     Args:
-        labels: (n, k) identity labels of ranked gallery items (small non-negative ints).
+        order: (n, k) gallery indices, closest first.
+        g_labels: (num_gallery,) identity labels (small non-negative ints).
         position: (n,) 0-based positions, at most k.
     Returns:
         (n,) int counts.
     """
-    by_label, first = first_occurrences(labels)
-    return (first & (by_label < position[:, None])).sum(1)
+    n = order.shape[0]
+    position = np.asarray(position, dtype=np.int64)
+    rows = np.repeat(np.arange(n), position)
+    places = np.arange(rows.size) - np.repeat(np.cumsum(position) - position, position)
+    num_labels = int(g_labels.max(initial=0)) + 1
+    # one key per (row, identity) seen in the row's prefix
+    keys = np.unique(rows * num_labels + g_labels[order[rows, places]])
+    return np.bincount(keys // num_labels, minlength=n)
 
 
 def first_occurrences(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .tasks import l2_normalise
+from .distances import l2_normalise
 
 
 def k_reciprocal_distance(queries: np.ndarray, gallery: np.ndarray, original: np.ndarray,

@@ -34,7 +34,8 @@ def check_retrieval(cfg) -> int:
 
 def feature_search(queries: np.ndarray, gallery: np.ndarray, backend: str = "torch",
                    device: str = "cpu") -> Search:
-    """The protocols' search (``protocols.Search``) over cosine similarity of features.
+    """The protocols' search (``protocols.Search``) over the inner products of the features as
+    given: the ranking of −q·gᵀ, as the full rankings (`cift.evaluation.distances`).
 
     Args:
         queries: (Q, d) query features. gallery: (G, d) gallery features.
@@ -62,7 +63,7 @@ def feature_search(queries: np.ndarray, gallery: np.ndarray, backend: str = "tor
     def search(rows: np.ndarray, columns: np.ndarray | None, n: int) -> np.ndarray:
         base = candidates(columns)
         rows_t = torch.from_numpy(np.asarray(rows)).to(device)
-        _, idx = nearest_neighbours(q[rows_t], base, n, backend=backend)
+        _, idx = nearest_neighbours(q[rows_t], base, n, backend=backend, normalise=False)
         return idx.cpu().numpy()
 
     return search

@@ -17,6 +17,7 @@ import numpy as np
 from ..branches import I2R, R2I
 from ..errors import check_choice
 from ..progress import progress
+from .distances import RAW_DTYPE, PairwiseRankings, trial_rankings
 from .galleries import sample_llcm_gallery, sample_sysu_gallery
 from .metrics import CMC_MODES, evaluate_llcm, evaluate_regdb, evaluate_sysu
 from .top_r import Search, evaluate_llcm_top_r, evaluate_regdb_top_r, evaluate_sysu_top_r
@@ -24,7 +25,8 @@ from .top_r import Search, evaluate_llcm_top_r, evaluate_regdb_top_r, evaluate_s
 RANKS = (1, 5, 10, 20)
 METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
 
-# (distmat, q_pids, g_pids, q_camids, g_camids) -> (cmc, mAP, mINP)
+# (distmat, q_pids, g_pids, q_camids, g_camids, order=None) -> (cmc, mAP, mINP); order is
+# np.argsort(distmat, axis=1) when the caller has it
 Metric = Callable[..., tuple]
 # (search, top_r, q_pids, g_pids, q_camids, g_camids) -> (cmc, mAP truncated at top_r)
 TopRMetric = Callable[..., tuple]
@@ -52,9 +54,9 @@ def setting_name(mode: str, shots: int) -> str:
     return f"{mode}-{kind}"
 
 
-def regdb_metric(distmat, q_pids, g_pids, q_camids, g_camids):
+def regdb_metric(distmat, q_pids, g_pids, q_camids, g_camids, order=None):
     """RegDB ignores cameras (query and gallery never share one)."""
-    return evaluate_regdb(distmat, q_pids, g_pids)
+    return evaluate_regdb(distmat, q_pids, g_pids, order=order)
 
 
 def regdb_top_r_metric(search, top_r, q_pids, g_pids, q_camids, g_camids):
@@ -144,42 +146,6 @@ def build_tasks(cfg, protocol: str, items: Sequence[tuple], num_query: int) -> l
     raise ValueError(f"unknown evaluation protocol {protocol!r}; known: sysu, regdb, llcm")
 
 
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length: (N, d) -> (N, d)."""
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def cosine_distance(q: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """1 - cos(q_i, g_j): (Q, d), (G, d) -> (Q, G) float32."""
-    return 1.0 - l2_normalise(q).astype(np.float32) @ l2_normalise(g).astype(np.float32).T
-
-
-# Entry (i, j) depends on query i and gallery item j only (no transfer, no re-ranking), so the
-# runner may compute it once for all of a task's trials.
-cosine_distance.pairwise = True
-# Largest union matrix (queries x gallery items over all trials) computed at once, in entries.
-MAX_UNION_ENTRIES = 2**28
-
-
-def trial_distances(distance: Distance, x: np.ndarray, trials) -> Iterator[np.ndarray]:
-    """The (Q, G) distance matrix of each (query indices, gallery indices) trial.
-
-    A pairwise distance is computed once on the union of the trials' queries and galleries and
-    sliced per trial (the SYSU and LLCM trials share their queries and redraw galleries from one
-    pool), when that union matrix is not too large; any other distance trial by trial.
-    """
-    qs = np.unique(np.concatenate([q for q, _ in trials]))
-    gs = np.unique(np.concatenate([g for _, g in trials]))
-    if (not getattr(distance, "pairwise", False) or len(trials) == 1
-            or qs.size * gs.size > MAX_UNION_ENTRIES):
-        for q, g in trials:
-            yield distance(x[q], x[g])
-        return
-    union = distance(x[qs], x[gs])
-    for q, g in trials:
-        yield union[np.ix_(np.searchsorted(qs, q), np.searchsorted(gs, g))]
-
-
 def metric_names(top_r: int = 0) -> tuple[str, ...]:
     """Reported metrics: :data:`METRICS` from full rankings; R1-R20 and ``mAP@<top_r>`` (AP
     truncated at top_r, no mINP) from top-R lists."""
@@ -212,8 +178,9 @@ def summarise(rows: list[list[float]], names: tuple[str, ...] = METRICS
 
 
 def run_tasks(features: Callable[[str], np.ndarray], items: Sequence[tuple], tasks: list[Task],
-              distance: Callable[[str], Distance] = lambda branch: cosine_distance,
+              distance: Callable[[str], Distance] | None = None,
               curves: dict[str, np.ndarray] | None = None,
+              trial_scores: dict[str, list[tuple]] | None = None,
               ) -> OrderedDict[str, OrderedDict[str, float]]:
     """Score every task over its trials.
 
@@ -221,32 +188,50 @@ def run_tasks(features: Callable[[str], np.ndarray], items: Sequence[tuple], tas
         features: branch -> (N, d) features of all test items (the same array for a model
             without graph branches).
         items: (img_path, pid, camid, ...) test items, indexed by the tasks.
-        distance: branch -> distance function of that branch (cosine, or a transfer-based one
-            that depends on each trial's gallery); see :func:`trial_distances`.
+        distance: None ranks the features as given by −q·gᵀ in float64, as the public scripts
+            do (:mod:`cift.evaluation.distances`: one product per branch sliced per trial, each
+            trial's ranking equal to that of its own product); or branch -> a distance of each
+            trial's (queries, gallery) features (after a transfer or with re-ranking).
         curves: filled with {task name: mean (20,) CMC in percent} when given.
+        trial_scores: filled with {task name: [(cmc, mAP, mINP) of each trial]} when given.
     Returns:
         {task name: {"R1": mean, "R1_std": std, ..., "mINP_std": std}} in percent.
     """
     pids, cams = _labels(items)
+    raw: dict[str, tuple[np.ndarray, PairwiseRankings | None]] = {}
+
+    def raw_features(branch: str) -> tuple[np.ndarray, PairwiseRankings | None]:
+        """The branch's features in float64 and one product for all of its tasks' trials."""
+        if branch not in raw:
+            x = np.asarray(features(branch), dtype=RAW_DTYPE)
+            trials = [t for task in tasks if task.branch == branch for t in task.trials]
+            fits = len(trials) > 1 and PairwiseRankings.fits(trials)
+            raw[branch] = x, PairwiseRankings(x, trials) if fits else None
+        return raw[branch]
 
     def scores(task: Task) -> Iterator[tuple]:
-        x = features(task.branch)
-        for (q, g), dist in zip(task.trials, trial_distances(distance(task.branch), x,
-                                                              task.trials), strict=True):
-            yield task.metric(dist, pids[q], pids[g], cams[q], cams[g])
-    return _summarise_tasks(tasks, scores, METRICS, curves)
+        if distance is None:
+            x, shared = raw_features(task.branch)
+            ranked = trial_rankings(x, task.trials, shared)
+        else:
+            x, trial_distance = features(task.branch), distance(task.branch)
+            ranked = ((trial_distance(x[q], x[g]), None) for q, g in task.trials)
+        for (q, g), (dist, order) in zip(task.trials, ranked, strict=True):
+            yield task.metric(dist, pids[q], pids[g], cams[q], cams[g], order=order)
+    return _summarise_tasks(tasks, scores, METRICS, curves, trial_scores)
 
 
 def run_tasks_top_r(features: Callable[[str], np.ndarray], items: Sequence[tuple],
                     tasks: list[Task], retrieval: Callable[[str], Retrieval], top_r: int,
                     curves: dict[str, np.ndarray] | None = None,
+                    trial_scores: dict[str, list[tuple]] | None = None,
                     ) -> OrderedDict[str, OrderedDict[str, float]]:
     """Score every task over its trials from each query's top-`top_r` gallery lists
     (`Task.top_r_metric`): the same CMC as :func:`run_tasks` (ties aside), AP truncated at
     `top_r`, no (Q, G) distance matrix.
 
     Args:
-        features, items, curves: as :func:`run_tasks`.
+        features, items, curves, trial_scores: as :func:`run_tasks` (scores: (cmc, mAP@R)).
         retrieval: branch -> (trial queries, trial gallery) -> search of that trial (after the
             branch's transfer, for a CIFT model).
         top_r: ranked gallery images per query, >= 1.
@@ -262,7 +247,7 @@ def run_tasks_top_r(features: Callable[[str], np.ndarray], items: Sequence[tuple
         for q, g in task.trials:
             yield task.top_r_metric(retrieve(x[q], x[g]), top_r, pids[q], pids[g], cams[q],
                                     cams[g])
-    return _summarise_tasks(tasks, scores, metric_names(top_r), curves)
+    return _summarise_tasks(tasks, scores, metric_names(top_r), curves, trial_scores)
 
 
 def _labels(items: Sequence[tuple]) -> tuple[np.ndarray, np.ndarray]:
@@ -270,36 +255,51 @@ def _labels(items: Sequence[tuple]) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray([it[1] for it in items]), np.asarray([it[2] for it in items])
 
 
-def _summarise_tasks(tasks: list[Task], scores: Callable[[Task], Iterator[tuple]],
-                     names: tuple[str, ...], curves: dict[str, np.ndarray] | None
+def summarise_scores(scores: dict[str, list[tuple]], names: tuple[str, ...] = METRICS,
+                     curves: dict[str, np.ndarray] | None = None
                      ) -> OrderedDict[str, OrderedDict[str, float]]:
-    """Mean and std of each task's per-trial (cmc, averages...) scores, and its mean CMC."""
+    """Mean and std over trials of each task's (cmc, averages...) scores, in percent, and its
+    mean CMC in `curves` when given: {task: [(cmc, mAP, mINP), ...]} -> {task: {"R1": ...}}."""
     results: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()
+    for name, trials in scores.items():
+        results[name] = summarise([metrics_row(cmc, *averages) for cmc, *averages in trials],
+                                  names)
+        if curves is not None:
+            curves[name] = np.mean([cmc_curve(cmc) for cmc, *_ in trials], axis=0)
+    return results
+
+
+def _summarise_tasks(tasks: list[Task], scores: Callable[[Task], Iterator[tuple]],
+                     names: tuple[str, ...], curves: dict[str, np.ndarray] | None,
+                     trial_scores: dict[str, list[tuple]] | None
+                     ) -> OrderedDict[str, OrderedDict[str, float]]:
+    """Every task's per-trial scores (a progress bar over trials), then their summary."""
+    collected: dict[str, list[tuple]] = {}
     bar = progress(desc="protocol", total=sum(len(task.trials) for task in tasks), unit="trial")
     for task in tasks:
         bar.set_description(f"protocol {task.name}")
-        rows, task_curves = [], []
-        for cmc, *averages in scores(task):
-            rows.append(metrics_row(cmc, *averages))
-            task_curves.append(cmc_curve(cmc))
+        collected[task.name] = []
+        for score in scores(task):
+            collected[task.name].append(score)
             bar.update()
-        results[task.name] = summarise(rows, names)
-        if curves is not None:
-            curves[task.name] = np.mean(task_curves, axis=0)
     bar.close()
-    return results
+    if trial_scores is not None:
+        trial_scores.update(collected)
+    return summarise_scores(collected, names, curves)
 
 
 def run_sysu_protocol(query_feats: np.ndarray, pool_feats: np.ndarray,
                       query_items: Sequence[tuple], pool_items: Sequence[tuple],
                       modes: Sequence[str] = ("all", "indoor"), shots: Sequence[int] = (1, 10),
-                      trials: int = 10, distance: Distance = cosine_distance,
+                      trials: int = 10, distance: Distance | None = None,
                       cmc_mode: str = "identity",
                       ) -> OrderedDict[str, OrderedDict[str, float]]:
     """The SYSU-MM01 protocol from query (Q, d) and gallery-pool (P, d) features: every
-    (mode, shots) setting over `trials` gallery draws, mean and std of each metric (percent)."""
+    (mode, shots) setting over `trials` gallery draws, mean and std of each metric (percent);
+    ranked by −q·gᵀ of the features as given, or by `distance` (see :func:`run_tasks`)."""
     items = list(query_items) + list(pool_items)
     feats = np.concatenate([query_feats, pool_feats])
     tasks = sysu_tasks(items, len(query_items), modes=modes, shots=shots, trials=trials,
                        cmc_mode=cmc_mode)
-    return run_tasks(lambda branch: feats, items, tasks, lambda branch: distance)
+    return run_tasks(lambda branch: feats, items, tasks,
+                     None if distance is None else lambda branch: distance)

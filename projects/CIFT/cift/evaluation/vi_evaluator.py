@@ -11,42 +11,62 @@ import torch
 from fastreid.evaluation.evaluator import DatasetEvaluator
 from fastreid.utils import comm
 
-from ..branches import branch_features
+from ..branches import BRANCHES, branch_features
 from ..search_settings import search_backend
+from .distances import RAW_DTYPE, l2_normalise, negative_inner_product
 from .rerank import k_reciprocal_distance
 from .retrieval import check_retrieval, feature_search
-from .tasks import Retrieval, Task, cosine_distance, run_tasks, run_tasks_top_r
+from .tasks import Distance, Retrieval, Task, run_tasks, run_tasks_top_r
 
 logger = logging.getLogger(__name__)
 
 # Result keys: CIFT ranks transferred features, CIFT† the BNNeck features without transfer.
 TRANSFERRED, BNNECK_ONLY = "CIFT", "CIFT†"
 
-# (gallery (G, d), queries (Q, d), branch) -> transferred (gallery, queries), L2-normalised.
+# (gallery (G, d), queries (Q, d), branch) -> transferred (gallery, queries), L2-normalised,
+# float32 (the precision the transfer computes in).
 GraphTransfer = Callable[[np.ndarray, np.ndarray, str], tuple[np.ndarray, np.ndarray]]
+# (N, d) feature arrays of a features file (features_file.FEATURE_FIELDS) -> None
+FeaturesSink = Callable[[dict[str, np.ndarray]], None]
 
 
 def protocol_distance(transfer: GraphTransfer | None = None, branch: str = "",
-                      rerank: dict | None = None):
-    """(queries, gallery) -> distances of one trial: cosine, after the test-time transfer of
-    `branch` when `transfer` is given, then k-reciprocal re-ranking when `rerank` holds its
-    k1, k2 and lambda_value."""
+                      rerank: dict | None = None) -> Distance | None:
+    """(queries, gallery) -> distances of one trial: −q·gᵀ (`distances.negative_inner_product`)
+    of the raw features in float64, or of the float32 features the test-time transfer of
+    `branch` gives when `transfer` is given; then k-reciprocal re-ranking when `rerank` holds its
+    k1, k2 and lambda_value. None for the raw features without re-ranking: `run_tasks` ranks
+    them from one product per branch."""
     if transfer is None and rerank is None:
-        return cosine_distance  # pairwise: computed once for all trials of a task
+        return None
 
     def distance(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
         if transfer is not None:
             gallery, queries = transfer(gallery, queries, branch)
-        dist = cosine_distance(queries, gallery)
-        return dist if rerank is None else k_reciprocal_distance(queries, gallery, dist, **rerank)
+        else:
+            queries, gallery = queries.astype(RAW_DTYPE), gallery.astype(RAW_DTYPE)
+        dist = negative_inner_product(queries, gallery)
+        if rerank is None:
+            return dist
+        # fastreid combines the Jaccard distance with the cosine distance 1 - q.g
+        return k_reciprocal_distance(queries, gallery, 1.0 + dist, **rerank)
     return distance
+
+
+def protocol_distances(transfer: GraphTransfer | None = None, rerank: dict | None = None
+                       ) -> Callable[[str], Distance] | None:
+    """branch -> :func:`protocol_distance` of that branch; None for the raw features without
+    re-ranking (see `run_tasks`)."""
+    if transfer is None and rerank is None:
+        return None
+    return lambda branch: protocol_distance(transfer, branch, rerank)
 
 
 def protocol_retrieval(transfer: GraphTransfer | None = None, branch: str = "",
                        backend: str = "torch", device: str = "cpu") -> Retrieval:
-    """(queries, gallery) -> top-R search of one trial: cosine similarity, after the test-time
-    transfer of `branch` when `transfer` is given (TEST.RETRIEVAL, TEST.SEARCH; see
-    `feature_search`)."""
+    """(queries, gallery) -> top-R search of one trial: the largest q·g of the features as given
+    (the ranking of −q·gᵀ), after the test-time transfer of `branch` when `transfer` is given
+    (TEST.RETRIEVAL, TEST.SEARCH; see `feature_search`)."""
     def retrieval(queries: np.ndarray, gallery: np.ndarray):
         if transfer is not None:
             gallery, queries = transfer(gallery, queries, branch)
@@ -58,23 +78,30 @@ class VIEvaluator(DatasetEvaluator):
     """Collects the features of every test image once, then scores the protocol's tasks (each
     setting or direction, over its trials) and reports mean and std of R1/R5/R10/R20/mAP/mINP.
 
-    Features (N, d) (VIBaseline) are ranked by cosine distance; the result maps each task name
-    to its metrics. Features (N, 2, d) (CIFT: r2i and i2r BNNeck features) are reported twice,
-    as "CIFT" (each trial's [gallery ; queries] graph transferred by `transfer` with the branch
-    of the task's query modality) and "CIFT†" (the same branch, no transfer). With
+    Features are L2-normalised once (float32) and ranked by −q·gᵀ: the raw ones in float64 as
+    the public test scripts do, so that their saved copy gives the public scripts' numbers. (N,
+    d) features (VIBaseline) give one result per task name. (N, 2, d) features (CIFT: r2i and
+    i2r BNNeck features) are reported twice, as "CIFT" (each trial's [gallery ; queries] graph
+    transferred by `transfer` with the branch of the task's query modality) and "CIFT†" (the
+    same branch, no transfer); (N, 3, d) outputs carry the backbone branch's BNNeck features
+    last (for `save_features` only, see `cift.engine.saved_features`). With
     TEST.RERANK.ENABLED, every distance is k-reciprocal re-ranked afterwards. With
     TEST.RETRIEVAL.TOP_R = R > 0, each trial is scored from each query's R nearest gallery
     images instead (R1-R20 and mAP@R, see `run_tasks_top_r`). `metric` (TEST.MAIN_METRIC, of
     CIFT for a CIFT model) is what fastreid's checkpointer uses to keep `model_best`.
+    `save_features`, when given, gets the normalised features in the items' order as a features
+    file's arrays ("feats", and "feats_r2i" / "feats_i2r" for CIFT) before they are scored.
     """
 
     def __init__(self, cfg, items: list[tuple], tasks: list[Task],
-                 transfer: GraphTransfer | None = None):
+                 transfer: GraphTransfer | None = None,
+                 save_features: FeaturesSink | None = None):
         self.top_r = check_retrieval(cfg)
         self.cfg = cfg
         self.items = list(items)
         self.tasks = tasks
         self.transfer = transfer
+        self.save_features = save_features
         self.reset()
 
     def reset(self) -> None:
@@ -109,6 +136,12 @@ class VIEvaluator(DatasetEvaluator):
             raise RuntimeError(f"evaluator got no feature for {len(missing)} images, "
                                f"e.g. {missing[0]}")
         feats = feats[[row[it[0]] for it in self.items]]
+        backbone = None
+        if feats.ndim == 3 and feats.shape[1] == len(BRANCHES) + 1:
+            feats, backbone = feats[:, :-1], l2_normalise(feats[:, -1])
+        feats = l2_normalise(feats)  # once: what is ranked, transferred and saved
+        if self.save_features is not None:
+            self.save_features(saved_arrays(feats, backbone))
         r = self.cfg.TEST.RERANK
         rerank = dict(k1=r.K1, k2=r.K2, lambda_value=r.LAMBDA) if r.ENABLED else None
         backend, device = search_backend(self.cfg), self.cfg.MODEL.DEVICE
@@ -121,8 +154,7 @@ class VIEvaluator(DatasetEvaluator):
                     self.top_r,
                     curves=curves)
             return run_tasks(features, self.items, self.tasks,
-                             lambda branch: protocol_distance(transfer, branch, rerank),
-                             curves=curves)
+                             protocol_distances(transfer, rerank), curves=curves)
 
         self.cmc_curves = {}
         if feats.ndim == 2:
@@ -142,6 +174,19 @@ class VIEvaluator(DatasetEvaluator):
                 self.cmc_curves.update({f"{method} {k}": v for k, v in curves.items()})
         results["metric"] = main_metric(main, self.cfg.TEST.MAIN_METRIC)
         return results
+
+
+def saved_arrays(feats: np.ndarray, backbone: np.ndarray | None = None
+                 ) -> dict[str, np.ndarray]:
+    """A features file's arrays from (N, d) features, or from (N, 2, d) graph-branch features
+    and the (N, d) backbone features: "feats" (the features, or the backbone's), "feats_r2i",
+    "feats_i2r"."""
+    if feats.ndim == 2:
+        return {"feats": feats}
+    if backbone is None:
+        raise ValueError("graph-branch features (N, 2, d) are saved with the backbone's "
+                         "(N, 3, d outputs, see cift.engine.saved_features)")
+    return {"feats": backbone, **{f"feats_{b}": branch_features(feats, b) for b in BRANCHES}}
 
 
 def main_metric(results: dict, key: str) -> float:

@@ -14,13 +14,16 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
-from ..data.images import DECODE_ERRORS, decode_rgb
+from ..data.images import DECODE_ERRORS, decode_error_text, decode_rgb, display_path
 from ..errors import CiftInputError
 
-__all__ = ["IMAGE_SUFFIXES", "ImageFiles", "SearchImage", "collate_decoded", "collect_images"]
+__all__ = ["IMAGE_SUFFIXES", "NOT_UTF8", "ImageFiles", "SearchImage", "collate_decoded",
+           "collect_images", "is_utf8_name", "split_utf8_names"]
 
 # File names taken for images when a folder is searched.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# Why an image whose path is not UTF-8 is skipped: results.json (UTF-8 JSON) could not name it.
+NOT_UTF8 = "file name is not UTF-8 (shown with \\xNN escapes); rename it to search it"
 
 
 @dataclass(frozen=True)
@@ -33,15 +36,38 @@ def _is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES)
 
 
+def is_utf8_name(path: str) -> bool:
+    """Whether `path` is valid UTF-8 text (Python keeps the bytes of a file name that are not as
+    lone surrogates, which no UTF-8 file such as results.json can hold)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def split_utf8_names(images: list[SearchImage]) -> tuple[list[SearchImage], list[tuple]]:
+    """(images whose path is UTF-8, [(printable path, NOT_UTF8)] of the others), so that a
+    search skips them as it skips an image that does not decode, and names them."""
+    kept = [image for image in images if is_utf8_name(image.path)]
+    skipped = [(display_path(image.path), NOT_UTF8) for image in images
+               if not is_utf8_name(image.path)]
+    return kept, skipped
+
+
 def collect_images(paths: Sequence[str], what: str) -> list[SearchImage]:
     """The images named by `paths` (folders: every image file under them, sorted; files: as
     given), each with its identity, without duplicates.
 
     Raises:
-        CiftInputError: a path that does not exist, or a folder with no image file.
+        CiftInputError: a path that does not exist or is not UTF-8 text, or a folder with no
+            image file.
     """
     images: dict[str, SearchImage] = {}
     for path in paths:
+        if not is_utf8_name(path):
+            raise CiftInputError(f"{what} {display_path(path)}: the path is not UTF-8 text "
+                                 "(results.json could not name its images)")
         if os.path.isfile(path):
             images.setdefault(path, SearchImage(path, os.path.basename(os.path.dirname(
                 os.path.abspath(path))) or None))
@@ -77,8 +103,7 @@ class ImageFiles(Dataset):
         try:
             return index, self.transform(decode_rgb(self.paths[index])), None
         except DECODE_ERRORS as err:
-            text = str(err).strip()
-            return index, None, text.splitlines()[0] if text else type(err).__name__
+            return index, None, decode_error_text(err)
 
 
 def collate_decoded(batch: list[tuple]) -> tuple[list[int], torch.Tensor | None, list[tuple]]:

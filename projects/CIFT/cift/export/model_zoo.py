@@ -47,11 +47,9 @@ def entry_files(directory: str) -> list[str]:
 
 
 # Keys that cannot change a run's scores: where files go, the device, loader workers, and the
-# search backend (the search is exact with either; the two older backend keys included, so
-# that runs written before TEST.SEARCH.BACKEND still match).
+# search backend (the search is exact with either).
 UNSCORED_KEYS = ("OUTPUT_DIR", "MODEL.WEIGHTS", "MODEL.DEVICE", "MODEL.BACKBONE.PRETRAIN_PATH",
-                 "DATALOADER.NUM_WORKERS", "TEST.SEARCH.BACKEND", "TEST.TRANSFER.BACKEND",
-                 "TEST.RETRIEVAL.BACKEND")
+                 "DATALOADER.NUM_WORKERS", "TEST.SEARCH.BACKEND")
 
 
 def flat_config(cfg, prefix: str = "") -> dict[str, object]:

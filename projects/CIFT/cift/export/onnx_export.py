@@ -4,7 +4,7 @@ The graph takes `images`, (batch, 3, H, W) float32 RGB on the 0-255 scale resize
 INPUT.SIZE_TEST (the model normalises inside, as in PyTorch), and returns `features`: (batch, d)
 BNNeck features for VIBaseline, (batch, 2, d) r2i and i2r BNNeck features for CIFT. CIFT's
 test-time graph transfer depends on the whole gallery and stays in Python
-(`CIFT.transfer_test_features`, or `cift.modeling.graph.transfer_gallery_queries`).
+(`CIFT.transfer_test_features`, or `cift.modeling.transfer.test_time_transfer`).
 """
 from __future__ import annotations
 

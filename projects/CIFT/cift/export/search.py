@@ -1,9 +1,11 @@
 """Search a gallery of person images with a trained model: features, transfer, rank, and the
 results (results.json and one rank-list PNG per query).
 
-Images are named as :mod:`cift.export.image_folders` reads them. A file that cannot be decoded
-is skipped with a warning naming it (and listed in results.json); a folder without any image,
-or whose images all fail to decode, is an error.
+Images are named as :mod:`cift.export.image_folders` reads them. A file that cannot be decoded,
+or whose name is not UTF-8 (results.json could not name it), is skipped with a warning naming
+it and listed in results.json's "skipped"; a folder without any image, or whose images all
+fail, is an error. The output folder is checked before any work and locked (one search at a
+time, :mod:`cift.engine.output_lock`) before anything is written into it.
 """
 from __future__ import annotations
 
@@ -18,11 +20,13 @@ import torch
 from ..atomic import atomic_write_json
 from ..branches import BRANCH_OF_QUERY_MODALITY, branch_features
 from ..data.build import build_inference_loader
+from ..data.images import display_path
 from ..data.transforms import build_vi_transforms
+from ..engine.output_lock import check_output_dir, lock_output_dir
 from ..errors import CiftInputError
 from ..evaluation.features import extract_features as model_features
 from ..neighbours import nearest_neighbours
-from .image_folders import ImageFiles, collate_decoded, collect_images
+from .image_folders import ImageFiles, collate_decoded, collect_images, split_utf8_names
 from .ranklist import draw_ranklist, ranklist_name
 
 logger = logging.getLogger(__name__)
@@ -78,7 +82,7 @@ def extract_features(model, paths: Sequence[str], transform, branch: str | None 
     def decoded() -> Iterator[torch.Tensor]:
         for indices, images, failed in loader:
             for i, err in failed:
-                logger.warning(f"{paths[i]}: cannot decode image, skipped ({err})")
+                logger.warning(f"{display_path(paths[i])}: cannot decode image, skipped ({err})")
                 skipped.append((paths[i], err))
             if images is not None:
                 yield images  # its features are computed before this generator resumes
@@ -117,11 +121,11 @@ def _previous_ranklists(output: str) -> list[str]:
         return []
 
 
-def require_decoded(kept: list[int], total: int, what: str, paths: Sequence[str]) -> None:
-    """An error naming the folders when none of their images could be decoded."""
+def require_decoded(kept: Sequence, total: int, what: str, paths: Sequence[str]) -> None:
+    """An error naming the folders when none of their images could be decoded (or named)."""
     if not kept:
-        raise CiftInputError(f"{what} {', '.join(paths)}: none of its {total} image files "
-                             "could be decoded")
+        raise CiftInputError(f"{what} {', '.join(display_path(p) for p in paths)}: none of its "
+                             f"{total} image files could be decoded (or has a UTF-8 name)")
 
 
 def run_search(cfg, model, query: Sequence[str], query_modality: str, gallery: Sequence[str],
@@ -141,8 +145,13 @@ def run_search(cfg, model, query: Sequence[str], query_modality: str, gallery: S
                                  f"{tuple(BRANCH_OF_QUERY_MODALITY)}")
     if topk < 1:
         raise CiftInputError(f"--topk {topk}: expected at least 1")
-    query_images = collect_images(query, "--query")
-    gallery_images = collect_images(gallery, "--gallery")
+    check_output_dir(output, "--output")
+    query_images, q_unnamed = split_utf8_names(collect_images(query, "--query"))
+    gallery_images, g_unnamed = split_utf8_names(collect_images(gallery, "--gallery"))
+    for path, why in g_unnamed + q_unnamed:
+        logger.warning(f"{path}: skipped ({why})")
+    require_decoded(gallery_images, len(g_unnamed), "--gallery", gallery)
+    require_decoded(query_images, len(q_unnamed), "--query", query)
     graph = hasattr(model, "transfer_test_features")
     branch = BRANCH_OF_QUERY_MODALITY[query_modality] if graph else None
     transfer = transfer and graph
@@ -152,16 +161,17 @@ def run_search(cfg, model, query: Sequence[str], query_modality: str, gallery: S
                   progress=progress)
     g_feats, g_kept, g_skipped = extract_features(
         model, [im.path for im in gallery_images], transform, label="gallery", **common)
-    require_decoded(g_kept, len(gallery_images), "--gallery", gallery)
+    require_decoded(g_kept, len(gallery_images) + len(g_unnamed), "--gallery", gallery)
     gallery_images = [gallery_images[i] for i in g_kept]
     q_feats, q_kept, q_skipped = extract_features(
         model, [im.path for im in query_images], transform, label="query", **common)
-    require_decoded(q_kept, len(query_images), "--query", query)
+    require_decoded(q_kept, len(query_images) + len(q_unnamed), "--query", query)
     query_images = [query_images[i] for i in q_kept]
 
     q, g = search_features(model, q_feats, g_feats, branch, transfer)
     scores, indices = rank(q, g, topk)
 
+    lock_output_dir(output, "--output")
     os.makedirs(os.path.join(output, RANKLIST_DIR), exist_ok=True)
     for stale in _previous_ranklists(output):
         stale_path = os.path.join(output, stale)
@@ -187,7 +197,8 @@ def run_search(cfg, model, query: Sequence[str], query_modality: str, gallery: S
         "branch": branch, "transfer": transfer, "topk": topk,
         "similarity": "cosine", "weights": cfg.MODEL.WEIGHTS,
         "num_queries": len(query_images), "gallery_size": len(gallery_images),
-        "skipped": [{"path": p, "error": e} for p, e in g_skipped + q_skipped],
+        "skipped": [{"path": display_path(p), "error": e}
+                    for p, e in g_unnamed + g_skipped + q_unnamed + q_skipped],
         "queries": entries,
     }
     atomic_write_json(os.path.join(output, RESULTS_FILE), results)

@@ -6,10 +6,9 @@ from pathlib import Path
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.data.datasets.bases import ImageDataset
 
-from ...config import renamed_key_value
 from ...errors import CiftInputError
 from ..modality import INFRARED, VISIBLE
-from .common import require_dataset_folder
+from .common import read_text, require_dataset_folder
 
 TRIALS = range(1, 11)
 # RegDB has no camera ids; like the reference metric, the visible images count as camera 1 and
@@ -28,7 +27,8 @@ def read_index_file(path: Path, data_dir: Path) -> list[tuple[str, int]]:
         raise CiftInputError(f"{path}: index file not found (expected `relative/path label` "
                              f"lines; see datasets/README.md)")
     items = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    text = read_text(path, "`relative/path label` lines")
+    for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -83,9 +83,8 @@ class RegDB(ImageDataset):
 
     @classmethod
     def config_kwargs(cls, cfg) -> dict:
-        """Constructor arguments from the config: the split DATASETS.REGDB.SPLIT (or its old
-        name DATASETS.REGDB.TRIAL, for a config not read by cift.load_config)."""
-        return dict(trial=renamed_key_value(cfg, "DATASETS.REGDB.TRIAL"))
+        """Constructor arguments from the config: the split DATASETS.REGDB.SPLIT."""
+        return dict(trial=cfg.DATASETS.REGDB.SPLIT)
 
     def __init__(self, root: str = "datasets", trial: int = 1, **kwargs):
         self.trial = check_trial(trial)

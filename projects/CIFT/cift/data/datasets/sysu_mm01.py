@@ -7,20 +7,23 @@ from pathlib import Path
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.data.datasets.bases import ImageDataset
 
-from ...errors import CiftInputError
+from ...errors import CiftInputError, name_list
 from ..modality import INFRARED, VISIBLE
-from .common import NoConfigOptions, require_dataset_folder
+from .common import NoConfigOptions, read_text, require_dataset_folder
 
 VISIBLE_CAMERAS = (1, 2, 4, 5)
 INFRARED_CAMERAS = (3, 6)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+# identities named in one-line errors
+SHOWN_IDS = 5
 
 
 def read_id_file(path: Path) -> list[int]:
     """Parse one `exp/*_id.txt` file: comma-separated integer identities (whitespace allowed)."""
     if not path.is_file():
         raise CiftInputError(f"{path}: split file not found (expected comma-separated ids)")
-    tokens = [t for t in path.read_text().replace("\n", ",").split(",") if t.strip()]
+    text = read_text(path, "comma-separated integer ids")
+    tokens = [t for t in text.replace("\n", ",").split(",") if t.strip()]
     try:
         return [int(t) for t in tokens]
     except ValueError as err:
@@ -31,25 +34,39 @@ def list_identity_images(root: Path, pids: list[int], cameras: tuple[int, ...]
                          ) -> list[tuple[str, int, int, str]]:
     """All images of `pids` under `root/cam{c}/{pid:04d}/`, as (path, pid, camid, modality).
 
-    Files are sorted by name within a folder; every pid must have at least one image folder.
+    Files are sorted by name within a folder. Every pid must have at least one image in these
+    cameras: a listed identity whose folders are missing or hold no image means an incomplete
+    copy, and is refused (all such identities named in one line).
     """
-    items = []
+    items, without = [], []
     for pid in pids:
-        found = False
+        count = len(items)
         for cam in cameras:
             folder = root / f"cam{cam}" / f"{pid:04d}"
             if not folder.is_dir():
                 continue
-            found = True
             modality = INFRARED if cam in INFRARED_CAMERAS else VISIBLE
             for name in sorted(os.listdir(folder)):
                 if name.lower().endswith(IMAGE_SUFFIXES):
                     items.append((str(folder / name), pid, cam, modality))
-        if not found:
-            cams = ",".join(str(c) for c in cameras)
-            raise CiftInputError(f"{root}: identity {pid} is listed in exp/ but has no image "
-                                 f"folder cam{{{cams}}}/{pid:04d}")
+        if len(items) == count:
+            without.append(pid)
+    if without:
+        cams = ",".join(str(c) for c in cameras)
+        ids = name_list([f"{pid:04d}" for pid in without], SHOWN_IDS)
+        raise CiftInputError(f"{root}: {len(without)} identities listed in exp/ have no image "
+                             f"in cam{{{cams}}}/<id>/ (folder missing or empty): {ids}")
     return items
+
+
+def check_disjoint_ids(exp: Path, train_ids: list[int], test_ids: list[int]) -> None:
+    """Train (train ∪ val) and test identities must not overlap: a test identity seen in
+    training inflates every score. One line naming the shared ids."""
+    shared = sorted(set(train_ids) & set(test_ids))
+    if shared:
+        ids = name_list([str(pid) for pid in shared], SHOWN_IDS)  # as the files spell them
+        raise CiftInputError(f"{exp}: {len(shared)} identities are listed both for training "
+                             f"(train_id.txt, val_id.txt) and for testing (test_id.txt): {ids}")
 
 
 @DATASET_REGISTRY.register()
@@ -78,6 +95,7 @@ class SYSUMM01(NoConfigOptions, ImageDataset):
             raise CiftInputError(f"{self.data_dir}: no exp/ folder (expected exp/*_id.txt)")
         train_ids = read_id_file(exp / "train_id.txt") + read_id_file(exp / "val_id.txt")
         test_ids = list(dict.fromkeys(read_id_file(exp / "test_id.txt")))
+        check_disjoint_ids(exp, train_ids, test_ids)
         train = list_identity_images(self.data_dir, sorted(set(train_ids)),
                                      VISIBLE_CAMERAS + INFRARED_CAMERAS)
         train = [(path, f"{self.dataset_name}_{pid}", cam, mod) for path, pid, cam, mod in train]

@@ -1,5 +1,5 @@
-"""Meta-architectures registered in fastreid's META_ARCH_REGISTRY."""
-from .cift import CIFT  # only registration
-from .vi_baseline import VIBaseline  # only registration
+"""Meta-architectures registered in fastreid's META_ARCH_REGISTRY (and their head in
+REID_HEADS_REGISTRY)."""
+from .cift import CIFT, BNNeckHead, VIBaseline  # only registration
 
-__all__ = ["CIFT", "VIBaseline"]
+__all__ = ["BNNeckHead", "CIFT", "VIBaseline"]

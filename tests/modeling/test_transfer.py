@@ -1,16 +1,15 @@
-"""The neighbour-list test-time transfer equals the dense one, and the model switches to it."""
+"""The test-time transfer: its three forms give one result, the dense one is the training graph's
+affinity over [gallery ; queries], and the model picks the form TEST.TRANSFER asks for."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 from fastreid.modeling.meta_arch import build_model
 
 from cift import load_config
-from cift.modeling import graph
-from cift.modeling.graph import (
-    sparse_transfer_gallery_queries,
-    transfer,
-    transfer_gallery_queries,
-)
+from cift.modeling import transfer
+from cift.modeling.graph import GraphSettings, affinity
+from cift.modeling.transfer import test_time_transfer
 from cift.neighbours import nearest_neighbours, self_nearest_neighbours
 from helpers import DEMO_CIFT
 
@@ -23,29 +22,59 @@ SIZES = [(1, 1), (3, 5), (30, 50), (257, 129), (64, 700)]
 def test_sparse_equals_dense(num_g, num_q, k, backend):
     torch.manual_seed(num_g * 1000 + num_q + k)
     g, q = torch.randn(num_g, 24), torch.randn(num_q, 24)
-    want = transfer_gallery_queries(g, q, k=k)
-    got = sparse_transfer_gallery_queries(g, q, k=k, block=50, backend=backend)
+    settings = GraphSettings(k=k)
+    want = test_time_transfer(g, q, settings, "chunked")
+    got = test_time_transfer(g, q, settings, "sparse", backend, block=50)
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
-def test_sparse_equals_the_dense_graph_of_the_whole_layout_float64():
+def test_forms_equal_the_dense_graph_of_the_whole_layout_float64():
     torch.manual_seed(0)
     g, q = torch.randn(40, 8, dtype=torch.float64), torch.randn(60, 8, dtype=torch.float64)
-    is_query = torch.arange(100) >= 40
-    dense = transfer(torch.cat([g, q]), is_query, tau_hom=0.3, tau_het=0.1, k=3)
-    g_out, q_out = sparse_transfer_gallery_queries(g, q, tau_hom=0.3, tau_het=0.1, k=3, block=7)
-    torch.testing.assert_close(torch.cat([g_out, q_out]), dense, atol=1e-12, rtol=0)
+    settings = GraphSettings(tau_hom=0.3, tau_het=0.1, k=3)
+    x = F.normalize(torch.cat([g, q]), dim=1)
+    dense = F.normalize(affinity(x, torch.arange(100) >= 40, settings) @ x, dim=1)
+    for form, block in (("dense", 1024), ("chunked", 7), ("sparse", 7)):
+        g_out, q_out = test_time_transfer(g, q, settings, form, block=block)
+        torch.testing.assert_close(torch.cat([g_out, q_out]), dense, atol=1e-12, rtol=0)
+
+
+def test_gft_is_one_dense_graph_in_every_form():
+    torch.manual_seed(5)
+    g, q = torch.randn(30, 8, dtype=torch.float64), torch.randn(20, 8, dtype=torch.float64)
+    settings = GraphSettings("gft", tau_hom=0.3, k=3)
+    x = F.normalize(torch.cat([g, q]), dim=1)
+    everyone = F.normalize(affinity(x, torch.zeros(50, dtype=torch.bool), settings) @ x, dim=1)
+    assert not torch.allclose(everyone, torch.cat(test_time_transfer(g, q, GraphSettings())))
+    for form in ("dense", "chunked", "sparse"):
+        torch.testing.assert_close(torch.cat(test_time_transfer(g, q, settings, form)), everyone,
+                                   atol=1e-12, rtol=0)
+
+
+def test_three_forms_agree_at_7k_nodes():
+    # 6,000 gallery + 1,000 queries, d = 64, float32: random features have no ties.
+    torch.manual_seed(7)
+    g, q = torch.randn(6000, 64), torch.randn(1000, 64)
+    dense = test_time_transfer(g, q, GraphSettings(), "dense")
+    for form in ("chunked", "sparse"):
+        for a, b in zip(test_time_transfer(g, q, GraphSettings(), form), dense, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
 def test_separate_keys_rank_while_values_are_transferred():
     torch.manual_seed(1)
     g, q = torch.randn(50, 6), torch.randn(20, 6)
     gk, qk = torch.randn(50, 4), torch.randn(20, 4)
-    want = transfer_gallery_queries(g, q, gallery_keys=gk, query_keys=qk)
-    got = sparse_transfer_gallery_queries(g, q, gallery_keys=gk, query_keys=qk, block=16)
-    for a, b in zip(got, want, strict=True):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    keys = {"gallery_keys": gk, "query_keys": qk}
+    want = test_time_transfer(g, q, GraphSettings(), "dense", **keys)
+    x = F.normalize(torch.cat([g, q]), dim=1)
+    y = affinity(torch.cat([gk, qk]), torch.arange(70) >= 50, GraphSettings()) @ x
+    torch.testing.assert_close(torch.cat(want), F.normalize(y, dim=1))
+    for form in ("chunked", "sparse"):
+        got = test_time_transfer(g, q, GraphSettings(), form, block=16, **keys)
+        for a, b in zip(got, want, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
 def test_nearest_neighbours_against_a_full_sort():
@@ -82,8 +111,8 @@ def test_weighted_rows_sum_neighbours_through_a_valid_csr_matrix():
     weights, values = torch.rand(6, 3), torch.randn(9, 5)
     idx = torch.stack([torch.randperm(9)[:3] for _ in range(6)])  # unsorted, as topk gives
     want = sum(weights[:, j:j + 1] * values[idx[:, j]] for j in range(3))
-    torch.testing.assert_close(graph._weighted_rows(weights, idx, values), want)
-    matrix = graph._neighbour_matrix(weights, idx, 9)
+    torch.testing.assert_close(transfer.weighted_rows(weights, idx, values), want)
+    matrix = transfer.neighbour_matrix(weights, idx, 9)
     columns = matrix.col_indices().reshape(6, 3)
     assert bool((columns[:, 1:] > columns[:, :-1]).all())  # sorted and distinct per row
     torch.testing.assert_close(matrix.to_dense(), torch.zeros(6, 9).scatter(1, idx, weights))
@@ -95,30 +124,28 @@ def cift(*opts: str):
     return build_model(cfg).eval()
 
 
-@pytest.mark.parametrize("opts, sparse", [
-    (("TEST.TRANSFER.MODE", "auto", "TEST.TRANSFER.SPARSE_ABOVE", "100"), True),
-    (("TEST.TRANSFER.MODE", "auto", "TEST.TRANSFER.SPARSE_ABOVE", "200"), False),
-    (("TEST.TRANSFER.MODE", "sparse"), True),
-    (("TEST.TRANSFER.MODE", "dense", "TEST.TRANSFER.SPARSE_ABOVE", "1"), False),
+@pytest.mark.parametrize("opts, form", [
+    (("TEST.TRANSFER.MODE", "auto", "TEST.TRANSFER.SPARSE_ABOVE", "100"), "sparse"),
+    (("TEST.TRANSFER.MODE", "auto", "TEST.TRANSFER.SPARSE_ABOVE", "200"), "chunked"),
+    (("TEST.TRANSFER.MODE", "sparse"), "sparse"),
+    (("TEST.TRANSFER.MODE", "dense", "TEST.TRANSFER.SPARSE_ABOVE", "1"), "chunked"),
 ])
-def test_model_switches_by_size_or_config(opts, sparse, monkeypatch):
+def test_model_switches_by_size_or_config(opts, form, monkeypatch):
     from cift.modeling.meta_arch import cift as cift_module
 
-    calls = []
-    for name in ("transfer_gallery_queries", "sparse_transfer_gallery_queries"):
-        original = getattr(graph, name)
+    forms = []
 
-        def spy(*args, _name=name, _original=original, **kwargs):
-            calls.append(_name)
-            return _original(*args, **kwargs)
+    def spy(*args, **kwargs):
+        forms.append(args[3])
+        return test_time_transfer(*args, **kwargs)
 
-        monkeypatch.setattr(cift_module, name, spy)
+    monkeypatch.setattr(cift_module, "test_time_transfer", spy)
     model = cift(*opts)
     torch.manual_seed(3)
     g, q = torch.randn(60, 512), torch.randn(90, 512)
     out = model.transfer_test_features(g, q, "i2r")
-    assert calls == ["sparse_transfer_gallery_queries" if sparse else "transfer_gallery_queries"]
-    reference = cift("TEST.TRANSFER.MODE", "dense").transfer_test_features(g, q, "i2r")
+    assert forms == [form]
+    reference = test_time_transfer(g, q, GraphSettings(), "dense")
     for a, b in zip(out, reference, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
@@ -128,5 +155,5 @@ def test_bad_transfer_options_name_the_key():
 
     with pytest.raises(CiftInputError, match="TEST.TRANSFER.MODE"):
         cift("TEST.TRANSFER.MODE", "lazy")
-    with pytest.raises(CiftInputError, match="TEST.TRANSFER.BACKEND"):
-        cift("TEST.TRANSFER.BACKEND", "annoy")
+    with pytest.raises(CiftInputError, match="TEST.SEARCH.BACKEND"):
+        cift("TEST.SEARCH.BACKEND", "annoy")
