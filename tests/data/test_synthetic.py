@@ -210,3 +210,20 @@ def test_infrared_intensity_is_mostly_a_fixed_response_to_the_colour() -> None:
     assert synthetic._infrared_level(green, 0.0) < 0.587 / 4
     stripes = synthetic._infrared_level(np.stack([red, green]), np.array([0.2, 0.6]))
     assert stripes == pytest.approx([0.5, 0.225])
+
+
+def test_nuisance_scales_each_images_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without nuisance, two images of one identity share their silhouette exactly; with it,
+    they move, and the more the larger NUISANCE is."""
+    attrs = synthetic.identity_attributes(0, 7)
+
+    def silhouettes(nuisance: float) -> list[np.ndarray]:
+        monkeypatch.setattr(synthetic, "NUISANCE", nuisance)
+        return [np.any([mask for mask, _ in synthetic._body_layers(
+            attrs, synthetic._rng(0, 3, 7, 1, n), 96, 48)], axis=0) for n in range(8)]
+
+    def moved(masks: list[np.ndarray]) -> float:
+        return float(np.mean([(m != masks[0]).mean() for m in masks[1:]]))
+
+    assert moved(silhouettes(0.0)) == 0.0
+    assert 0.0 < moved(silhouettes(0.5)) < moved(silhouettes(1.0))
