@@ -11,12 +11,17 @@ train_step.py); the variants alternate in one process after warm-up steps.
 """
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
-from train_step import ROOT, make_batch, make_model, step
 
-from cift import load_config
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # train_step, beside this file
+
+from train_step import ROOT, make_batch, make_model, step  # noqa: E402
+
+from cift import load_config  # noqa: E402
 
 
 def main() -> None:
