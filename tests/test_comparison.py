@@ -13,6 +13,7 @@ from cift.comparison import (
     margin_table,
     mean_std_table,
     run_facts,
+    seeds_markdown,
 )
 from helpers import load_script
 from helpers.errors import error_line
@@ -116,3 +117,23 @@ def test_a_run_whose_config_is_not_yaml_fails_in_one_line(tmp_path, capsys):
     (tmp_path / "b" / "config.yaml").write_text("SEED: [1\n")
     assert main([run]) == 2
     assert "config.yaml: not a readable config" in error_line(capsys)
+
+
+def test_seeds_table_puts_each_seeds_margins_side_by_side_and_counts_those_beyond():
+    other = {"baseline": BASELINE,
+             "CIFT": {"SyntheticVI": {**CIFT["SyntheticVI"],
+                                      "CIFT": {"all-single": metrics(20.0, 1.0, 30.0, 0.5),
+                                               "all-multi": metrics(11.0, 0.2, 21.0, 0.1)}}}}
+    results = [comparison_data(runs, {"baseline": "b", "CIFT": "c"}, date="2026-12-07")
+               for runs in (RUNS, other)]
+    for data, seed in zip(results, (0, 1), strict=True):
+        data["runs"]["baseline"]["seed"] = seed
+    lines = seeds_markdown(results).splitlines()
+    assert lines[2] == ("| setting | metric | CIFT seed 0 | CIFT seed 1 | CIFT† seed 0 | "
+                        "CIFT† seed 1 |")
+    # all-single R1: CIFT 14.0 ± 2.5 (seed 0) and 20.0 ± 1.0 (seed 1) against 10.0 ± 1.0
+    assert lines[4] == ("| all-single | R1 | +4.0 (2σ 5.0) ✗ | +10.0 (2σ 2.0) ✓ | "
+                        "+3.0 (2σ 2.0) ✓ | +3.0 (2σ 2.0) ✓ |")
+    assert lines[6].startswith("| all-multi | R1 | +0.5 (2σ 0.5) ✗ | -1.0 (2σ 0.5) ✗ |")
+    # CIFT: seed 0 clears 2 of 4 (both mAP), seed 1 3 of 4 (not all-multi R1)
+    assert lines[-1] == "Cells beyond their margin: CIFT: 5 of 8; CIFT†: 6 of 8."

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cift.comparison import comparison_markdown
+from cift.comparison import comparison_markdown, seeds_markdown
 from helpers import ROOT, load_script
 from helpers.errors import error_line
 
@@ -71,3 +71,22 @@ def test_bad_inputs_fail_in_one_line(docs, capsys):
     (docs / "README.md").write_text(f"{BEGIN}| no end |\n")
     assert tool.main([]) == 2
     assert "has no closing" in error_line(capsys)
+
+
+def test_a_marker_naming_several_results_stands_for_their_margins_by_seed(docs):
+    results = []
+    for seed, cift_r1 in ((0, 13.0), (1, 11.0)):
+        data = result()
+        data["runs"]["baseline"]["seed"] = seed
+        table = data["tables"]["SyntheticVI"]
+        table["columns"].append("CIFT")
+        table["rows"]["all-single"]["CIFT"] = {"R1": [cift_r1, 0.5], "mAP": [21.0, 0.5]}
+        results.append(data)
+        (docs / "docs" / f"seed{seed}.json").write_text(json.dumps(data))
+    marker = BEGIN.replace("docs/demo_result.json", "docs/seed0.json docs/seed1.json")
+    (docs / "docs" / "demo.md").write_text(f"{marker}old\n{tool.END}\n")
+    (docs / "docs/demo_result.json").write_text(json.dumps(result()))
+    assert tool.main([]) == 0
+    text = (docs / "docs" / "demo.md").read_text()
+    assert text == f"{marker}{seeds_markdown(results)}\n{tool.END}\n"
+    assert "| all-single | R1 | +3.0 (2σ 2.0) ✓ | +1.0 (2σ 2.0) ✗ |" in text

@@ -1,7 +1,7 @@
 """A comparison of finished runs as data (JSON) and as Markdown, with the margins of every
 column over the first run's: what `compare_runs.py --json/--markdown` writes, what the README's
-demo table is generated from (`tools/readme_demo_table.py`), and what docs/demo.md's seed
-tables are.
+demo table is generated from (`tools/demo_tables.py`), and what docs/demo.md's seed tables and
+their summary over seeds are.
 
 The data, for each test set: the metrics compared, the columns (each run's own and, for a
 CIFT run, its "†" column) and, per setting, per column, per metric, [mean, std] over the
@@ -21,7 +21,7 @@ from .errors import CiftInputError
 from .evaluation.report import compare_columns, compared_metrics
 
 __all__ = ["FORMAT", "RUN_FACTS", "comparison_data", "comparison_markdown", "machine", "margin",
-           "margin_table", "mean_std_table", "run_facts"]
+           "margin_table", "mean_std_table", "run_facts", "seeds_markdown"]
 
 FORMAT = 1
 CONFIG_FILE = "config.yaml"  # written by fastreid's default_setup into every run's folder
@@ -179,3 +179,39 @@ def comparison_markdown(data: dict) -> str:
     if measured.get("command"):
         note += f", by `{measured['command']}`"
     return "\n".join(parts + [note + "."])
+
+
+def seeds_markdown(results: list[dict], metrics=("R1", "mAP")) -> str:
+    """Several :func:`comparison_data` of the same comparison with other seeds, as one Markdown
+    table per test set: a row per setting and metric, a column per other column and seed, each
+    cell its margin over the first run's column as in :func:`margin_table`, then how many cells
+    clear their margin."""
+    reference = next(iter(results[0]["runs"]))
+    seeds = [data["runs"][reference].get("seed") for data in results]
+    parts = []
+    for dataset, first in results[0]["tables"].items():
+        tables = [data["tables"][dataset] for data in results]
+        others = [c for c in first["columns"] if c != reference]
+        lines = ["| setting | metric | " + " | ".join(f"{c} seed {s}" for c in others
+                                                      for s in seeds) + " |",
+                 "|---" * (2 + len(others) * len(seeds)) + "|"]
+        cleared = {c: 0 for c in others}
+        for setting in first["rows"]:
+            for m in metrics:
+                cells = []
+                for c in others:
+                    for table in tables:
+                        found = margin(table, setting, c, reference, m)
+                        if found is None:
+                            cells.append("-")
+                            continue
+                        d, twice = found
+                        cleared[c] += d > twice
+                        cells.append(f"{d:+.1f} (2σ {twice:.1f}) {'✓' if d > twice else '✗'}")
+                lines.append(f"| {setting} | {m} | " + " | ".join(cells) + " |")
+        cells_per_column = len(first["rows"]) * len(metrics) * len(seeds)
+        summary = "; ".join(f"{c}: {n} of {cells_per_column}" for c, n in cleared.items())
+        parts += [f"{dataset}, margins over {reference} in points by seed, beside twice the "
+                  "larger standard deviation over trials (✓: beyond it):", "", *lines, "",
+                  f"Cells beyond their margin: {summary}."]
+    return "\n".join(parts)

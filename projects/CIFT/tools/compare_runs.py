@@ -9,7 +9,7 @@ name). Every run keeps its own columns under its label: a baseline's `LABEL`, a 
 `LABEL` (transferred features, CIFT) and `LABEL†` (BNNeck features, CIFT†). --json writes the
 comparison as data (with the date, the machine and each run's seed, device and trials),
 --markdown as Markdown tables with every column's margins over the first run's; the README's
-demo table is generated from such a JSON file (tools/readme_demo_table.py).
+demo table is generated from such a JSON file (tools/demo_tables.py).
 """
 import argparse
 import shlex

@@ -12,6 +12,9 @@ A generated table sits between two comment lines, the first naming the JSON file
     ...
     <!-- end of generated table -->
 
+A marker naming several files (separated by spaces: the same comparison with other seeds)
+stands for their margins side by side (cift.comparison.seeds_markdown).
+
 --take copies a demo's comparison into the docs first (`make demo-docs` does it for the
 README's). Paths are relative to the repository root.
 """
@@ -25,12 +28,12 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "projects" / "CIFT"))  # run from a checkout without install
 
 from cift.atomic import atomic_write  # noqa: E402
-from cift.comparison import comparison_markdown  # noqa: E402
+from cift.comparison import comparison_markdown, seeds_markdown  # noqa: E402
 from cift.errors import CiftInputError, print_input_error  # noqa: E402
 
 DOCUMENTS = ("README.md", "docs/demo.md")
 TOOL = "projects/CIFT/tools/demo_tables.py"
-BEGIN = re.compile(r"<!-- generated from (\S+) by " + re.escape(TOOL) + r" -->\n")
+BEGIN = re.compile(r"<!-- generated from (\S+(?: \S+)*) by " + re.escape(TOOL) + r" -->\n")
 END = "<!-- end of generated table -->"
 
 
@@ -56,7 +59,9 @@ def filled(text: str, where: str, root: Path = ROOT) -> str:
         if end < 0:
             raise CiftInputError(f"{where}: a generated table from {begin.group(1)} has no "
                                  f"closing {END!r}")
-        table = comparison_markdown(load_result(root / begin.group(1)))
+        results = [load_result(root / name) for name in begin.group(1).split()]
+        table = (comparison_markdown(results[0]) if len(results) == 1
+                 else seeds_markdown(results))
         out += [text[pos:begin.end()], table, "\n"]
         pos = end
     return "".join(out) + text[pos:]
