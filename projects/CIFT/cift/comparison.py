@@ -21,7 +21,7 @@ from .errors import CiftInputError
 from .evaluation.report import compare_columns, compared_metrics
 
 __all__ = ["FORMAT", "RUN_FACTS", "comparison_data", "comparison_markdown", "machine", "margin",
-           "margin_table", "mean_std_table", "run_facts", "seeds_markdown"]
+           "margin_cell", "margin_table", "mean_std_table", "run_facts", "seeds_markdown"]
 
 FORMAT = 1
 CONFIG_FILE = "config.yaml"  # written by fastreid's default_setup into every run's folder
@@ -137,6 +137,15 @@ def mean_std_table(table: dict) -> str:
     return "\n".join(lines)
 
 
+def margin_cell(found: tuple[float, float] | None) -> str:
+    """A :func:`margin` as a table cell: "+d (2σ t) ✓" where d exceeds t, "✗" otherwise, "-"
+    for None."""
+    if found is None:
+        return "-"
+    d, twice = found
+    return f"{d:+.1f} (2σ {twice:.1f}) {'✓' if d > twice else '✗'}"
+
+
 def margin_table(table: dict, reference: str) -> str:
     """A Markdown table of every other column's margins over `reference`: "+d (2σ t)" per
     setting and metric, marked ✓ where d exceeds t, ✗ otherwise."""
@@ -146,15 +155,8 @@ def margin_table(table: dict, reference: str) -> str:
                                           for m in names) + " |",
              "|---" * (1 + len(others) * len(names)) + "|"]
     for setting in table["rows"]:
-        cells = []
-        for c in others:
-            for m in names:
-                found = margin(table, setting, c, reference, m)
-                if found is None:
-                    cells.append("-")
-                    continue
-                d, twice = found
-                cells.append(f"{d:+.1f} (2σ {twice:.1f}) {'✓' if d > twice else '✗'}")
+        cells = [margin_cell(margin(table, setting, c, reference, m))
+                 for c in others for m in names]
         lines.append(f"| {setting} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -202,12 +204,8 @@ def seeds_markdown(results: list[dict], metrics=("R1", "mAP")) -> str:
                 for c in others:
                     for table in tables:
                         found = margin(table, setting, c, reference, m)
-                        if found is None:
-                            cells.append("-")
-                            continue
-                        d, twice = found
-                        cleared[c] += d > twice
-                        cells.append(f"{d:+.1f} (2σ {twice:.1f}) {'✓' if d > twice else '✗'}")
+                        cleared[c] += found is not None and found[0] > found[1]
+                        cells.append(margin_cell(found))
                 lines.append(f"| {setting} | {m} | " + " | ".join(cells) + " |")
         cells_per_column = len(first["rows"]) * len(metrics) * len(seeds)
         summary = "; ".join(f"{c}: {n} of {cells_per_column}" for c, n in cleared.items())
