@@ -29,17 +29,26 @@ $(STAMP): setup.py Makefile
 	$(PY) -c "import cift; print('cift installed:', cift.__file__)"
 	touch $(STAMP)
 
-# The demo's three steps for seed $(1), outputs in $(2): the baseline and CIFT on the generated
-# SyntheticVI (same data, schedule and seed), then their tables side by side, also written to
-# $(2)/comparison.{json,md}. Each run prints a header, its progress and its table; everything
-# else goes to $(2)/{baseline,cift}/log.txt.
+# The demo's three steps for seed $(1), outputs in $(2): SyntheticVI generated once; the baseline
+# and CIFT (same data, schedule and seed) trained side by side, one core each (a training step
+# of these small convolutions gains little from a second thread, and one thread gives the same
+# figures whatever the machine's core count); then their tables side by side, also written to
+# $(2)/comparison.{json,md}. The CIFT run shows its header and progress; the baseline's console
+# goes to $(2)/baseline.out; everything else to $(2)/{baseline,cift}/log.txt.
 define demo_runs
-	@echo "== demo 1/3: the baseline, configs/Demo/baseline_synthetic.yml, seed $(1)"
-	@$(PY) projects/CIFT/train_net.py --config-file configs/Demo/baseline_synthetic.yml \
-		SEED $(1) OUTPUT_DIR $(2)/baseline
-	@echo "== demo 2/3: CIFT, configs/Demo/cift_synthetic.yml, seed $(1)"
-	@$(PY) projects/CIFT/train_net.py --config-file configs/Demo/cift_synthetic.yml \
-		SEED $(1) OUTPUT_DIR $(2)/cift
+	@echo "== demo 1/3: the data set (configs/Demo/baseline_synthetic.yml)"
+	@$(PY) projects/CIFT/tools/prepare_data.py --config-file configs/Demo/baseline_synthetic.yml
+	@echo "== demo 2/3: the baseline and CIFT, seed $(1), side by side on one core each" \
+		"(the baseline's console: $(2)/baseline.out)"
+	@mkdir -p $(2)
+	@OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) projects/CIFT/train_net.py \
+		--config-file configs/Demo/baseline_synthetic.yml SEED $(1) OUTPUT_DIR $(2)/baseline \
+		> $(2)/baseline.out 2>&1 & baseline=$$!; \
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) projects/CIFT/train_net.py \
+		--config-file configs/Demo/cift_synthetic.yml SEED $(1) OUTPUT_DIR $(2)/cift; cift=$$?; \
+	echo "waiting for the baseline: $$(tail -n 1 $(2)/baseline.out)"; \
+	wait $$baseline; status=$$?; [ $$status = 0 ] || tail -n 3 $(2)/baseline.out; \
+	[ $$status = 0 ] && [ $$cift = 0 ]
 	@echo "== demo 3/3: the two side by side"
 	@$(PY) projects/CIFT/tools/compare_runs.py baseline=$(2)/baseline CIFT=$(2)/cift \
 		--json $(2)/comparison.json --markdown $(2)/comparison.md
