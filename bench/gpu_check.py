@@ -56,12 +56,11 @@ from fastreid.evaluation import inference_on_dataset  # noqa: E402
 import train_net  # noqa: E402
 from cift.atomic import atomic_write_json  # noqa: E402
 from cift.branches import BRANCH_OF_QUERY_MODALITY, branch_features  # noqa: E402
-from cift.engine.launch import dist_backend  # noqa: E402
 from cift.data.modality import INFRARED  # noqa: E402
 from cift.data.synthetic import generate_synthetic_sysu  # noqa: E402
 from cift.engine import CIFTTrainer  # noqa: E402
 from cift.engine.amp import autocast_dtype  # noqa: E402
-from cift.engine.launch import free_port, spawn_workers  # noqa: E402
+from cift.engine.launch import dist_backend, free_port, spawn_workers  # noqa: E402
 from cift.engine.setup import setup  # noqa: E402
 from cift.errors import CiftInputError  # noqa: E402
 from cift.neighbours import nearest_neighbours, self_nearest_neighbours  # noqa: E402
@@ -423,8 +422,9 @@ def compare_transfers(ctx: Context, model, cpu_model, g: torch.Tensor, q: torch.
     the same on the CPU, for the dense graph and the neighbour lists (torch, faiss)."""
     faiss, faiss_text = faiss_status()
     unit_g, unit_q = (torch.nn.functional.normalize(x, dim=1) for x in (g, q))
-    ties = near_tie_rows(cpu_model.keys(unit_g, branch), cpu_model.keys(unit_q, branch),
-                         cpu_model.k)
+    keys = cpu_model.projections[branch]  # v(x): the features the affinities compare
+    with torch.no_grad():
+        ties = near_tie_rows(keys(unit_g), keys(unit_q), cpu_model.graph.k)
     rows = []
     for mode, backend in (("dense", "torch"), ("sparse", "torch"), ("sparse", "faiss")):
         name = f"transfer {mode} {backend}" if mode == "sparse" else "transfer dense"

@@ -53,6 +53,8 @@ CASES = {
                                                  {"error": "ZeroDivisionError"}),
     "refuse_vi_data_in_fastreid_train_loader": ("fastreid_train_loader_with_cift_sampler", (),
                                                 {"error": "Unknown training sampler"}),
+    "setup_without_output_dir": ("setup_with_empty_output_dir", (),
+                                 {"error": "FileNotFoundError"}),
 }
 IMPORT_SHIMS = ("provide_torch_six", "restore_collections_abc_aliases")
 
@@ -144,6 +146,10 @@ def test_sgd_updates_the_model(probes: dict[str, dict]) -> None:
 
 def test_repeated_metric_write_prints_once(probes: dict[str, dict]) -> None:
     assert value_with_every_shim(probes, "repeated_metric_write") == 1
+
+
+def test_setup_with_an_empty_output_dir_writes_nothing(probes: dict[str, dict]) -> None:
+    assert value_with_every_shim(probes, "setup_with_empty_output_dir") == []
 
 
 def test_fastreid_train_loader_refuses_the_cross_modality_sampler(probes) -> None:

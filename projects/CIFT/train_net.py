@@ -70,10 +70,8 @@ def run(argv=None) -> int:
         launch(main, args.num_gpus, num_machines=args.num_machines,
                machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,),
                timeout_s=cfg.DIST_TIMEOUT_S)
-    except CiftInputError as err:
+    except (CiftInputError, CiftJobError) as err:
         return print_input_error(err)
-    except CiftJobError as err:
-        return print_input_error(err, status=1)
     return 0
 
 

@@ -106,6 +106,16 @@ def test_regdb_trial_runner_resumes_and_never_reruns_a_trial(regdb_env):
     assert (trial2 / "protocol_results.json").is_file()
 
 
+def test_a_split_whose_input_is_refused_ends_on_its_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTREID_DATASETS", str(tmp_path / "data"))  # no RegDB there
+    done = trials_cli(tmp_path)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2
+    assert errors == [f"error: {tmp_path / 'data' / 'RegDB'}: data set folder not found (set "
+                      "FASTREID_DATASETS; see datasets/README.md for the expected layout)"]
+    assert done.stderr.strip().splitlines()[-1] == errors[0]
+
+
 def run_regdb_trials(*argv: str) -> int:
     """tools/run_regdb_trials.py's command line, in this process; returns its exit code."""
     return load_script("projects/CIFT/tools/run_regdb_trials.py").main(list(argv))

@@ -15,7 +15,7 @@ from fastreid.data.datasets import DATASET_REGISTRY
 import cift
 from cift.data.datasets import LLCM, RegDB
 from helpers import ROOT
-from helpers.errors import error_message
+from helpers.errors import error_message, one_line_error
 from helpers.trees import (
     LLCM_TEST,
     LLCM_TRAIN,
@@ -25,6 +25,7 @@ from helpers.trees import (
     make_llcm,
     make_regdb,
     regdb_relative,
+    root_fixture,
     write_image,
 )
 
@@ -40,10 +41,7 @@ def regdb_items(data: Path, trial: int, split: str, kind: str) -> list[tuple]:
             for label, p in enumerate(persons) for n in range(PERSONS[p])]
 
 
-@pytest.fixture
-def regdb_root(tmp_path: Path) -> Path:
-    make_regdb(tmp_path)
-    return tmp_path
+regdb_root = root_fixture("regdb_root", make_regdb)
 
 
 @pytest.mark.parametrize("trial,num_train,num_test", [(1, 12, 5), (2, 10, 6)])
@@ -80,15 +78,12 @@ def test_regdb_blank_lines_are_skipped(regdb_root: Path) -> None:
     assert len(RegDB(root=str(regdb_root)).gallery) == 5
 
 
-def test_regdb_is_registered() -> None:
-    assert DATASET_REGISTRY.get("RegDB") is RegDB
-    assert RegDB.protocol == "regdb"
-
-
-def test_regdb_missing_root(tmp_path: Path) -> None:
-    with pytest.raises(cift.CiftInputError) as info:
-        RegDB(root=str(tmp_path / "nowhere"))
-    assert str(tmp_path / "nowhere" / "RegDB") in error_message(info)
+@pytest.mark.parametrize("dataset, protocol", [(RegDB, "regdb"), (LLCM, "llcm")])
+def test_registered_and_a_missing_root_named(dataset, protocol: str, tmp_path: Path) -> None:
+    assert DATASET_REGISTRY.get(dataset.__name__) is dataset
+    assert dataset.protocol == protocol
+    message = one_line_error(dataset, root=str(tmp_path / "nowhere"))
+    assert str(tmp_path / "nowhere" / dataset.dataset_dir) in message
 
 
 @pytest.mark.parametrize("name", ["train_visible_1.txt", "train_thermal_1.txt",
@@ -96,15 +91,12 @@ def test_regdb_missing_root(tmp_path: Path) -> None:
 def test_regdb_missing_index_file(regdb_root: Path, name: str) -> None:
     path = regdb_root / "RegDB" / "idx" / name
     path.unlink()
-    with pytest.raises(cift.CiftInputError) as info:
-        RegDB(root=str(regdb_root))
-    assert str(path) in error_message(info)
+    assert str(path) in one_line_error(RegDB, root=str(regdb_root))
 
 
 def test_regdb_trial_without_files(regdb_root: Path) -> None:
-    with pytest.raises(cift.CiftInputError) as info:
-        RegDB(root=str(regdb_root), trial=3)
-    assert str(regdb_root / "RegDB" / "idx" / "train_visible_3.txt") in error_message(info)
+    message = one_line_error(RegDB, root=str(regdb_root), trial=3)
+    assert str(regdb_root / "RegDB" / "idx" / "train_visible_3.txt") in message
 
 
 def test_regdb_split_key() -> None:
@@ -114,18 +106,14 @@ def test_regdb_split_key() -> None:
 
 @pytest.mark.parametrize("trial", [0, 11, -1, "1", 1.0, True, None])
 def test_regdb_trial_outside_1_to_10(regdb_root: Path, trial) -> None:
-    with pytest.raises(cift.CiftInputError) as info:
-        RegDB(root=str(regdb_root), trial=trial)
-    message = error_message(info)
+    message = one_line_error(RegDB, root=str(regdb_root), trial=trial)
     assert repr(trial) in message and "1..10" in message
 
 
 def test_regdb_listed_image_missing(regdb_root: Path) -> None:
     image = regdb_root / "RegDB" / regdb_relative("thermal", 4, 0)
     image.unlink()
-    with pytest.raises(cift.CiftInputError) as info:
-        RegDB(root=str(regdb_root))
-    message = error_message(info)
+    message = one_line_error(RegDB, root=str(regdb_root))
     assert str(image) in message
     assert str(regdb_root / "RegDB" / "idx" / "test_thermal_1.txt") in message
 
@@ -136,9 +124,7 @@ def test_regdb_label_that_does_not_parse(regdb_root: Path, label: str) -> None:
     lines = path.read_text().splitlines()
     lines[1] = f"{lines[1].split()[0]} {label}"
     path.write_text("\n".join(lines))
-    with pytest.raises(cift.CiftInputError) as info:
-        RegDB(root=str(regdb_root))
-    message = error_message(info)
+    message = one_line_error(RegDB, root=str(regdb_root))
     assert f"{path}:2" in message and repr(label) in message
 
 
@@ -149,9 +135,7 @@ def test_regdb_label_that_does_not_parse(regdb_root: Path, label: str) -> None:
 def test_regdb_malformed_line(regdb_root: Path, line: str) -> None:
     path = regdb_root / "RegDB" / "idx" / "test_visible_1.txt"
     path.write_text(path.read_text() + line + "\n")
-    with pytest.raises(cift.CiftInputError) as info:
-        RegDB(root=str(regdb_root))
-    assert f"{path}:6" in error_message(info)
+    assert f"{path}:6" in one_line_error(RegDB, root=str(regdb_root))
 
 
 # ---------------------------------------------------------------- LLCM
@@ -166,10 +150,7 @@ def llcm_test_items(data: Path, folder: str) -> list[tuple]:
             for pid, cam in keys for n in range(1, LLCM_TEST[folder, cam, pid] + 1)]
 
 
-@pytest.fixture
-def llcm_root(tmp_path: Path) -> Path:
-    make_llcm(tmp_path)
-    return tmp_path
+llcm_root = root_fixture("llcm_root", make_llcm)
 
 
 def test_llcm_train(llcm_root: Path) -> None:
@@ -196,40 +177,23 @@ def test_llcm_query_and_gallery(llcm_root: Path) -> None:
         assert Path(path).parts[-3:-1] == (f"cam{cam}", f"{pid:04d}")
 
 
-def test_llcm_is_registered() -> None:
-    assert DATASET_REGISTRY.get("LLCM") is LLCM
-    assert LLCM.protocol == "llcm"
-
-
-def test_llcm_missing_root(tmp_path: Path) -> None:
-    with pytest.raises(cift.CiftInputError) as info:
-        LLCM(root=str(tmp_path / "nowhere"))
-    assert str(tmp_path / "nowhere" / "LLCM") in error_message(info)
-
-
 @pytest.mark.parametrize("name", ["train_vis.txt", "train_nir.txt", "test_id.txt"])
 def test_llcm_missing_index_file(llcm_root: Path, name: str) -> None:
     path = llcm_root / "LLCM" / "idx" / name
     path.unlink()
-    with pytest.raises(cift.CiftInputError) as info:
-        LLCM(root=str(llcm_root))
-    assert str(path) in error_message(info)
+    assert str(path) in one_line_error(LLCM, root=str(llcm_root))
 
 
 @pytest.mark.parametrize("folder", ["test_vis", "test_nir"])
 def test_llcm_missing_test_folder(llcm_root: Path, folder: str) -> None:
     path = llcm_root / "LLCM" / folder
     path.rename(llcm_root / "elsewhere")
-    with pytest.raises(cift.CiftInputError) as info:
-        LLCM(root=str(llcm_root))
-    assert str(path) in error_message(info)
+    assert str(path) in one_line_error(LLCM, root=str(llcm_root))
 
 
 def test_llcm_test_id_without_images(llcm_root: Path) -> None:
     (llcm_root / "LLCM" / "idx" / "test_id.txt").write_text("3,12")
-    with pytest.raises(cift.CiftInputError) as info:
-        LLCM(root=str(llcm_root))
-    message = error_message(info)
+    message = one_line_error(LLCM, root=str(llcm_root))
     assert str(llcm_root / "LLCM") in message and "0012" in message
 
 
@@ -237,17 +201,13 @@ def test_llcm_test_id_without_images(llcm_root: Path) -> None:
 def test_llcm_test_id_that_does_not_parse(llcm_root: Path, text: str) -> None:
     path = llcm_root / "LLCM" / "idx" / "test_id.txt"
     path.write_text(text)
-    with pytest.raises(cift.CiftInputError) as info:
-        LLCM(root=str(llcm_root))
-    assert str(path) in error_message(info)
+    assert str(path) in one_line_error(LLCM, root=str(llcm_root))
 
 
 def test_llcm_listed_image_missing(llcm_root: Path) -> None:
     image = llcm_root / "LLCM" / LLCM_TRAIN["train_nir.txt"][1].split()[0]
     image.unlink()
-    with pytest.raises(cift.CiftInputError) as info:
-        LLCM(root=str(llcm_root))
-    message = error_message(info)
+    message = one_line_error(LLCM, root=str(llcm_root))
     assert str(image) in message and str(llcm_root / "LLCM" / "idx" / "train_nir.txt") in message
 
 
@@ -259,9 +219,7 @@ def test_llcm_listed_image_missing(llcm_root: Path) -> None:
 def test_llcm_bad_train_line(llcm_root: Path, line: str, needle: str) -> None:
     path = llcm_root / "LLCM" / "idx" / "train_vis.txt"
     path.write_text(path.read_text() + line + "\n")
-    with pytest.raises(cift.CiftInputError) as info:
-        LLCM(root=str(llcm_root))
-    message = error_message(info)
+    message = one_line_error(LLCM, root=str(llcm_root))
     assert str(path) in message and needle in message
 
 
@@ -269,9 +227,7 @@ def test_llcm_train_image_without_camera(llcm_root: Path) -> None:
     write_image(llcm_root / "LLCM" / "train_nir" / "0006" / "unnamed.jpg")
     path = llcm_root / "LLCM" / "idx" / "train_nir.txt"
     path.write_text(path.read_text() + "train_nir/0006/unnamed.jpg 1\n")
-    with pytest.raises(cift.CiftInputError) as info:
-        LLCM(root=str(llcm_root))
-    message = error_message(info)
+    message = one_line_error(LLCM, root=str(llcm_root))
     assert str(path) in message and "unnamed.jpg" in message
 
 

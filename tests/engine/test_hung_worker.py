@@ -41,7 +41,7 @@ JOB = textwrap.dedent("""
         try:
             launch(job, 2, dist_url="auto", args=(sys.argv[1],), timeout_s=float(sys.argv[2]))
         except CiftJobError as err:
-            sys.exit(print_input_error(err, status=1))
+            sys.exit(print_input_error(err))
 """)
 
 

@@ -93,6 +93,20 @@ def test_resume_with_another_batch_size_is_refused_before_writing(finished, env,
     assert (finished / "log.txt").read_text() == log  # nothing written
 
 
+def test_resume_from_a_checkpoint_that_is_gone_is_refused_before_writing(finished, env,
+                                                                         tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    named = run / (run / "last_checkpoint").read_text().strip()
+    named.unlink()
+    log = (run / "log.txt").read_text()
+    assert run_cli("--config-file", DEMO, "--resume", *TINY, "OUTPUT_DIR", str(run)) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --resume: {named}: checkpoint file not found (named by "
+        f"{run / 'last_checkpoint'})")
+    assert (run / "log.txt").read_text() == log  # nothing written
+
+
 def test_check_resume_names_both_sizes(finished):
     from cift.config import load_config
 

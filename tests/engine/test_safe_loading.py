@@ -84,6 +84,15 @@ def test_truncated_file(model, checkpoint, tmp_path, suffix):
         assert str(truncated) in message and "truncated or corrupt" in message
 
 
+@pytest.mark.parametrize("content", [b"notes about the run\n", b"\x00\x01\x02\x03 binary"])
+def test_a_file_that_is_no_checkpoint_is_called_so(tmp_path, content):
+    other = tmp_path / "notes.pth"
+    other.write_bytes(content)
+    for load in (load_checkpoint_file, AtomicCheckpointer(tiny()).load):
+        assert one_line_error(load, str(other)) == (
+            f"{other}: not a checkpoint (neither a torch.save archive nor a .safetensors file)")
+
+
 def test_pickled_object_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "code_ran"
     unsafe = tmp_path / "unsafe.pth"

@@ -62,6 +62,10 @@ def test_a_ranking_metric_other_than_cosine_is_refused(env, tmp_path, capsys):
      "error: --num-machines 0: expected an int >= 1"),
     (["--config-file", DEMO, "--machine-rank", "1"],
      "error: --machine-rank 1: expected an int in 0..0 (--num-machines 1)"),
+    (["--config-file", DEMO, "--num-gpus", "2", "--dist-url", "garbage"],
+     "error: --dist-url 'garbage': expected auto, tcp://HOST:PORT, file:///PATH or env://"),
+    (["--config-file", DEMO, "--dist-url", "tcp://host"],
+     "error: --dist-url 'tcp://host': expected auto, tcp://HOST:PORT, file:///PATH or env://"),
 ])
 def test_launch_flags_are_checked_in_one_line(argv, line, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

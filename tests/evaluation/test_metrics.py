@@ -112,15 +112,28 @@ def test_cmc_is_cut_to_gallery_size_and_identity_count():
     np.testing.assert_array_equal(cmc[-1], 1.0)
 
 
-def test_unequal_identity_counts_below_max_rank_run_to_the_longest():
-    # Camera-3 queries keep 2 identities, camera-6 queries 3: the reference fails on the
-    # ragged CMC rows; here the CMC has 3 ranks. Distances rank id 1 last for both queries:
-    # query 0 (cam 3, ids 1 and 3 kept) matches at identity rank 2, query 1 at rank 3.
-    args = _arrays([1, 1], [1, 2, 3], [3, 6], [1, 1, 2])
-    dist = np.array([[0.9, 0.5, 0.1], [0.9, 0.5, 0.1]])
-    cmc, _, _ = evaluate_sysu(dist, *args, max_rank=20)
-    np.testing.assert_allclose(cmc, [0.0, 0.5, 1.0])
-    cmc, _, _ = evaluate_sysu(np.zeros((2, 3)), *args, max_rank=2)
+# SYSU: camera-3 queries keep 2 identities, camera-6 queries 3. Distances rank id 1 last for
+# both queries: query 0 (cam 3, ids 1 and 3 kept) matches at identity rank 2, query 1 at 3.
+# LLCM: gallery image 0 (id 1, cam 2), 1 (id 2, cam 3), 2 (id 3, cam 2). Query 0 (id 2, cam 3)
+# drops image 1, keeps ids 1 and 3 (2 identities) and has no match: skipped. Query 1 (id 1,
+# cam 3) keeps all 3 identities and ranks images 2 (id 3), 1 (id 2), 0 (id 1): rank 3.
+UNEQUAL_IDENTITY_COUNTS = {
+    "sysu": (evaluate_sysu, ([1, 1], [1, 2, 3], [3, 6], [1, 1, 2]),
+             [[0.9, 0.5, 0.1], [0.9, 0.5, 0.1]], [0.0, 0.5, 1.0]),
+    "llcm": (evaluate_llcm, ([2, 1], [1, 2, 3], [3, 3], [2, 3, 2]),
+             [[0.5, 0.9, 0.1], [0.9, 0.5, 0.1]], [0.0, 0.0, 1.0]),
+}
+
+
+@pytest.mark.parametrize("protocol", sorted(UNEQUAL_IDENTITY_COUNTS))
+def test_unequal_identity_counts_below_max_rank_run_to_the_longest(protocol: str):
+    # The reference fails on the ragged CMC rows; here the CMC has as many ranks as the query
+    # that keeps the most identities (3).
+    evaluate, ids_cams, dist, expected = UNEQUAL_IDENTITY_COUNTS[protocol]
+    args = _arrays(*ids_cams)
+    cmc, _, _ = evaluate(np.array(dist), *args, max_rank=20)
+    np.testing.assert_allclose(cmc, expected)
+    cmc, _, _ = evaluate(np.zeros((2, 3)), *args, max_rank=2)
     assert cmc.shape == (2,)
 
 
@@ -289,19 +302,6 @@ def test_llcm_query_whose_matches_share_its_camera_is_skipped():
     assert ap == 1.0 and inp == 1.0
     with pytest.raises(ValueError, match="no query"):
         evaluate_llcm(dist[1:], *_arrays([2], [1, 2, 3], [3], [2, 3, 2]))
-
-
-def test_llcm_unequal_identity_counts_below_max_rank_run_to_the_longest():
-    # Gallery: image 0 (id 1, cam 2), image 1 (id 2, cam 3), image 2 (id 3, cam 2). Query 0
-    # (id 2, cam 3) drops image 1, keeps ids 1 and 3 (2 identities) and has no match: skipped.
-    # Query 1 (id 1, cam 3) keeps all 3 identities. The reference fails on the ragged rows;
-    # here the CMC has 3 ranks. Query 1 ranks images 2 (id 3), 1 (id 2), 0 (id 1): rank 3.
-    args = _arrays([2, 1], [1, 2, 3], [3, 3], [2, 3, 2])
-    dist = np.array([[0.5, 0.9, 0.1], [0.9, 0.5, 0.1]])
-    cmc, _, _ = evaluate_llcm(dist, *args, max_rank=20)
-    np.testing.assert_allclose(cmc, [0.0, 0.0, 1.0])
-    cmc, _, _ = evaluate_llcm(np.zeros((2, 3)), *args, max_rank=2)
-    assert cmc.shape == (2,)
 
 
 def test_llcm_equals_sysu_when_no_query_shares_a_gallery_camera():

@@ -10,6 +10,7 @@ from cift.evaluation.report import (
     method_rows,
 )
 from helpers import load_script
+from helpers.errors import one_line_error
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
 
@@ -66,8 +67,26 @@ def test_top_r_runs_compare_and_print_their_own_metrics():
 def test_load_run_results(tmp_path):
     (tmp_path / "protocol_results.json").write_text(json.dumps(BASELINE))
     assert load_run_results(tmp_path) == BASELINE
-    with pytest.raises(FileNotFoundError, match="protocol_results.json"):
-        load_run_results(tmp_path / "missing")
+    missing = tmp_path / "missing" / "protocol_results.json"
+    assert one_line_error(load_run_results, tmp_path / "missing") == (
+        f"{missing}: no evaluation results (has the run finished?)")
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"{'a': 1}", "not UTF-8 JSON (Expecting property name"),
+    (b'{"a": "\xff"}', "not UTF-8 JSON ('utf-8' codec"),
+    (b"[1, 2]", "not protocol results"),
+    (b'{"SyntheticVI": 3}', "not protocol results"),
+    (b'{"SyntheticVI": {"all-single": {"mAP": 1.0}}}', "not protocol results"),
+    (b'{"SyntheticVI": {"all-single": {"R1": "high"}}}', "SyntheticVI/all-single/R1: 'high' is "
+                                                          "not a number"),
+    (b'{"SyntheticVI": {"all-single": {"R1": 1.0}, "metric": true}}', "SyntheticVI/metric: True"),
+])
+def test_results_that_are_not_results_are_refused_in_one_line(tmp_path, content, says):
+    path = tmp_path / "protocol_results.json"
+    path.write_bytes(content)
+    message = one_line_error(load_run_results, tmp_path)
+    assert message.startswith(f"{path}: {says}"), message
 
 
 def load_compare_runs():

@@ -243,8 +243,7 @@ def test_an_output_that_is_a_file_or_held_is_refused_before_any_work(zoo, tree, 
     afile = tmp_path / "afile"
     afile.write_text("x")
     assert search(zoo["CIFT"], [tree / "query"], [tree / "gallery"], afile) == 2
-    assert error_line(capsys) == f"error: --output {afile}: not a folder (a file of that name " \
-                                 "exists)"
+    assert error_line(capsys) == f"error: argument --output: {afile}: is a file, not a folder"
     out = tmp_path / "out"
     out.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", HOLD.format(out=str(out))],

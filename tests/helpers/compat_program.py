@@ -181,6 +181,23 @@ def fastreid_train_loader_with_cift_sampler():
     return "built"
 
 
+def setup_with_empty_output_dir():
+    import argparse
+
+    from fastreid.config import get_cfg
+    from fastreid.engine.defaults import default_setup
+    cfg = get_cfg()
+    cfg.OUTPUT_DIR = ""
+    empty = WORKDIR / f"empty-output-{SKIP}"
+    empty.mkdir()
+    os.chdir(empty)
+    try:
+        default_setup(cfg, argparse.Namespace(config_file=""))
+    finally:
+        os.chdir(WORKDIR)
+    return sorted(os.listdir(empty))  # nothing written where the run started
+
+
 def run(skip: str, behaviours: list[str]) -> None:
     global SKIP
     SKIP = skip

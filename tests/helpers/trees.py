@@ -2,8 +2,10 @@
 to check by hand: which person has how many images, which split file lists whom."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 
@@ -83,3 +85,11 @@ def make_llcm(root: Path) -> Path:
             write_image(data / folder / f"cam{cam}" / f"{pid:04d}" / name)
     (data / "idx" / "test_id.txt").write_text(LLCM_TEST_IDS)
     return data
+
+
+def root_fixture(name: str, make: Callable[[Path], Path]):
+    """A pytest fixture `name`: a fresh data-set root (tmp_path) with `make`'s tree in it."""
+    def root(tmp_path: Path) -> Path:
+        make(tmp_path)
+        return tmp_path
+    return pytest.fixture(name=name)(root)

@@ -29,6 +29,13 @@ def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def tool_parser(doc: str) -> argparse.ArgumentParser:
+    """A tool's parser: the first paragraph of its docstring `doc` as the description (line
+    breaks kept), usage errors in one line (:func:`one_line_errors`)."""
+    return one_line_errors(argparse.ArgumentParser(
+        description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter))
+
+
 def key_flag(key: str) -> Callable[[str], Any]:
     """argparse `type` of a flag that stands for config key `key`: the text read as a config
     value is, and checked as the config would check it."""

@@ -184,6 +184,21 @@ def metric_printer_tolerates_repeated_writes() -> None:
     printer.write = write
 
 
+def setup_without_output_dir() -> None:
+    """`default_setup` leaves an empty OUTPUT_DIR alone (no folder, no config.yaml) but passes
+    "" to `setup_logger`, which then makes the folder "" (FileNotFoundError): give it None, so
+    that a run with OUTPUT_DIR "" logs to the console only and writes nothing."""
+    from fastreid.engine import defaults
+
+    original = getattr(defaults.setup_logger, "_cift_original", defaults.setup_logger)
+
+    def setup_logger(output=None, *args, **kwargs):
+        return original(output or None, *args, **kwargs)
+
+    setup_logger._cift_original = original
+    defaults.setup_logger = setup_logger
+
+
 CROSS_MODALITY_SAMPLER = "CrossModalityIdentitySampler"
 
 
@@ -243,6 +258,7 @@ SHIMS: tuple[Callable[[], None], ...] = (
     plain_optimizer_params,
     metric_printer_tolerates_repeated_writes,
     refuse_vi_data_in_fastreid_train_loader,
+    setup_without_output_dir,
 )
 
 

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
                 "give each run its own as LABEL=DIR"))
         try:
             runs[label] = load_run_results(path)
-        except FileNotFoundError as err:
+        except CiftInputError as err:
             return print_input_error(err)
         dirs[label] = path
     command = shlex.join(["compare_runs.py", *(argv if argv is not None else sys.argv[1:])])

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import cift  # noqa: E402, F401  first: patches fastreid and registers everything
 
 # isort: split
-from cift.arguments import one_line_errors, output_folder  # noqa: E402
+from cift.arguments import output_folder, tool_parser  # noqa: E402
 from cift.config import load_config  # noqa: E402
 from cift.engine.checkpoint import add_trust_argument  # noqa: E402
-from cift.errors import CiftInputError, print_input_error  # noqa: E402
+from cift.errors import CiftInputError, CiftJobError, print_input_error  # noqa: E402
 from cift.export.inference import load_inference_model  # noqa: E402
 from cift.export.model_zoo import (  # noqa: E402
     CONFIG_FILE,
@@ -42,9 +42,7 @@ logger = logging.getLogger("cift.export")
 
 
 def argument_parser() -> argparse.ArgumentParser:
-    parser = one_line_errors(argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = tool_parser(__doc__)
     parser.add_argument("--config-file", required=True, metavar="FILE",
                         help="the config the checkpoint was trained with")
     parser.add_argument("--output", type=output_folder, required=True, metavar="DIR",
@@ -113,16 +111,11 @@ def export(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run(argv: list[str] | None = None) -> int:
-    from cift.export.onnx_export import OnnxParityError
-
     try:
         args = argument_parser().parse_intermixed_args(argv)
         written = export(args)
-    except CiftInputError as err:
+    except (CiftInputError, CiftJobError) as err:  # a job error: an ONNX parity mismatch
         return print_input_error(err)
-    except OnnxParityError as err:  # a real mismatch: one line, nothing written
-        print(f"error: {err}", file=sys.stderr)
-        return 1
     for key in ("weights", "onnx", "config", "metrics"):
         if key in written:
             print(f"{key:8s} {written[key]}")

@@ -104,6 +104,8 @@ def main(argv=None) -> int:
             try:
                 run_split(args.config_file, split, out, args.opts, resume=state == "interrupted")
             except subprocess.CalledProcessError as err:
+                if err.returncode == 2:  # its input was refused: train_net printed the one line
+                    return 2
                 print(f"error: split {split} failed (exit {err.returncode}); rerun to resume",
                       file=sys.stderr)
                 return 1

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import cift  # noqa: E402, F401  first: patches fastreid and registers everything
 
 # isort: split
-from cift.arguments import COUNT, key_flag, one_line_errors, output_folder  # noqa: E402
+from cift.arguments import COUNT, key_flag, output_folder, tool_parser  # noqa: E402
 from cift.branches import BRANCH_OF_QUERY_MODALITY  # noqa: E402
 from cift.config import load_config  # noqa: E402
 from cift.engine.checkpoint import add_trust_argument  # noqa: E402
@@ -36,9 +36,7 @@ MODALITIES = tuple(BRANCH_OF_QUERY_MODALITY)
 
 
 def argument_parser() -> argparse.ArgumentParser:
-    parser = one_line_errors(argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = tool_parser(__doc__)
     parser.add_argument("--config-file", required=True, metavar="FILE",
                         help="the model's config (a model-zoo entry's config.yaml)")
     parser.add_argument("--query", required=True, nargs="+", metavar="PATH",
@@ -73,10 +71,8 @@ def run(argv: list[str] | None = None) -> int:
     try:
         args = argument_parser().parse_intermixed_args(argv)
         results = search(args)
-    except CiftInputError as err:
+    except (CiftInputError, CiftJobError) as err:  # a job error: a write that failed (disk full)
         return print_input_error(err)
-    except CiftJobError as err:  # a write that failed (disk full): one line
-        return print_input_error(err, status=1)
     how = (f"branch {results['branch']}, " if results["branch"] else "") + (
         "graph transfer" if results["transfer"] else "no transfer")
     print(f"{results['num_queries']} queries against {results['gallery_size']} gallery images "

@@ -111,6 +111,13 @@ def load_checkpoint_file(path: str, trust: bool = False) -> dict[str, Any]:
         except (SafetensorError, OSError, ValueError) as err:
             raise CiftInputError(f"{path}: not a readable .safetensors file (truncated or "
                                  f"corrupt? {_first_line(err)})") from None
+    with open(path, "rb") as f:
+        head = f.read(4)
+    # torch.save writes a zip archive (or, before torch 1.6, a pickle: protocol byte 0x80);
+    # a shorter file is a truncated one, reported below
+    if len(head) == 4 and not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
+        raise CiftInputError(f"{path}: not a checkpoint (neither a torch.save archive nor a "
+                             ".safetensors file)")
     try:
         if trust:
             return torch.load(path, map_location="cpu", weights_only=False)

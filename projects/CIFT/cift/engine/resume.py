@@ -97,8 +97,12 @@ def last_checkpoint(output_dir: str) -> str:
     tag = os.path.join(output_dir, "last_checkpoint")
     if not output_dir or not os.path.isfile(tag):
         return ""
-    with open(tag) as f:
-        return os.path.join(output_dir, f.read().strip())
+    with open(tag, "rb") as f:
+        name = f.read().strip()
+    try:
+        return os.path.join(output_dir, name.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise CiftInputError(f"{tag}: not a checkpoint name (not UTF-8 text)") from None
 
 
 def saved_checkpoint(path: str) -> dict | None:
@@ -125,7 +129,10 @@ def check_resume(cfg, world_size: int, num_classes: int | None = None) -> None:
     with `num_classes` (the training identities), a checkpoint whose model is not the config's
     (another backbone depth, another data set) in one line naming what differs."""
     path = last_checkpoint(cfg.OUTPUT_DIR)
-    content = saved_checkpoint(path) if path and os.path.isfile(path) else None
+    if path and not os.path.isfile(path):
+        raise CiftInputError(f"--resume: {path}: checkpoint file not found (named by "
+                             f"{os.path.join(cfg.OUTPUT_DIR, 'last_checkpoint')})")
+    content = saved_checkpoint(path) if path else None
     state = (content or {}).get("run_state")
     if isinstance(state, dict):
         batch = cfg.SOLVER.IMS_PER_BATCH // world_size

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 
 import torch
 from fastreid.engine import default_setup
@@ -79,6 +80,10 @@ def check_launch_arguments(args: argparse.Namespace) -> None:
     if not 0 <= args.machine_rank < args.num_machines:
         raise CiftInputError(f"--machine-rank {args.machine_rank}: expected an int in "
                              f"0..{args.num_machines - 1} (--num-machines {args.num_machines})")
+    url = args.dist_url
+    if url != "auto" and not re.fullmatch(r"(tcp://[^:/\s]+:\d{1,5}|file://\S+|env://)", url):
+        raise CiftInputError(f"--dist-url {url!r}: expected auto, tcp://HOST:PORT, "
+                             "file:///PATH or env://")
 
 
 def check_job(args: argparse.Namespace, world_size: int):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..errors import CiftInputError
 from .vi_evaluator import TRANSFERRED
 
 RESULTS_FILE = "protocol_results.json"
@@ -53,11 +54,40 @@ def format_protocol_table(results: dict, title: str = "") -> str:
 
 
 def load_run_results(run_dir: str | Path) -> dict:
-    """The last evaluation of a run: `<run_dir>/protocol_results.json`, keyed by test set."""
+    """The last evaluation of a run: `<run_dir>/protocol_results.json`, keyed by test set.
+
+    Raises:
+        CiftInputError: naming the file, when it is missing, not UTF-8 JSON, or not results
+            ({test set: {...: {setting: {"R1": number, ...}}}}, every value a number).
+    """
     path = Path(run_dir) / RESULTS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no evaluation results (has the run finished?)")
-    return json.loads(path.read_text())
+        raise CiftInputError(f"{path}: no evaluation results (has the run finished?)")
+    try:
+        results = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CiftInputError(f"{path}: not UTF-8 JSON ({err})") from None
+    if not (isinstance(results, dict) and results
+            and all(isinstance(v, dict) and protocol_rows(v) for v in results.values())):
+        raise CiftInputError(f"{path}: not protocol results (expected {{test set: {{setting: "
+                             "{R1: number, ...}}}, as a run writes it)")
+    bad = _first_non_number(results)
+    if bad:
+        raise CiftInputError(f"{path}: {bad[0]}: {bad[1]!r} is not a number")
+    return results
+
+
+def _first_non_number(node: dict, where: str = "") -> tuple[str, object] | None:
+    """(key path, value) of the first leaf of nested `node` that is not an int or float."""
+    for key, value in node.items():
+        name = f"{where}/{key}" if where else str(key)
+        if isinstance(value, dict):
+            found = _first_non_number(value, name)
+            if found:
+                return found
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            return name, value
+    return None
 
 
 def method_column(name: str, method: str) -> str:

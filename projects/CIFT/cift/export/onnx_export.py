@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from cift.errors import CiftJobError
+
 # Pinned so that an exported file does not change with the torch version's default opset.
 OPSET = 17
 INPUT_NAME = "images"
@@ -108,8 +110,9 @@ def normalised_max_abs_diff(got: np.ndarray, expected: np.ndarray) -> float:
     return float(np.abs(unit(got) - unit(expected)).max())
 
 
-class OnnxParityError(RuntimeError):
-    """onnxruntime's features differ from PyTorch's beyond the tolerance."""
+class OnnxParityError(CiftJobError):
+    """onnxruntime's features differ from PyTorch's beyond the tolerance (a job error: the
+    export tool prints it in one line, exits 1 and writes nothing)."""
 
 
 @torch.no_grad()
