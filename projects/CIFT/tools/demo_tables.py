@@ -18,7 +18,6 @@ stands for their margins side by side (cift.comparison.seeds_markdown).
 --take copies a demo's comparison into the docs first (`make demo-docs` does it for the
 README's). Paths are relative to the repository root.
 """
-import argparse
 import json
 import re
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "projects" / "CIFT"))  # run from a checkout without install
 
+from cift.arguments import tool_parser  # noqa: E402
 from cift.atomic import atomic_write  # noqa: E402
 from cift.comparison import comparison_markdown, seeds_markdown  # noqa: E402
 from cift.errors import CiftInputError, print_input_error  # noqa: E402
@@ -68,13 +68,13 @@ def filled(text: str, where: str, root: Path = ROOT) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = tool_parser(__doc__)
     parser.add_argument("--check", action="store_true",
                         help="change nothing; exit 1 naming each document whose tables differ")
     parser.add_argument("--take", nargs=2, metavar=("COMPARISON", "RESULT"),
                         help="first copy COMPARISON (compare_runs.py --json) to RESULT")
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         if args.take:
             source, target = (Path(p) for p in args.take)
             text = json.dumps(load_result(source), indent=1, ensure_ascii=False) + "\n"

@@ -14,14 +14,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-from cift.arguments import one_line_errors  # noqa: E402
+from cift.arguments import tool_parser  # noqa: E402
 from cift.config import load_config  # noqa: E402
 from cift.data.build import load_dataset  # noqa: E402
 from cift.errors import CiftInputError, print_input_error  # noqa: E402
 
 
 def main(argv=None) -> int:
-    parser = one_line_errors(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
+    parser = tool_parser(__doc__)
     parser.add_argument("--config-file", required=True, metavar="FILE")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides")
     try:
