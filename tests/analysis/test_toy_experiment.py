@@ -83,7 +83,9 @@ def test_command_writes_csv_figures_and_summary(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["settings"]["num_ids"] == 4 and summary["reps"] == 2
     assert set(summary["observations"]["line_qa_threshold"]) == {"0.570"}
-    assert "supplementary: 0.16" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert printed.startswith("toy experiment: 2 repetitions of a 3 x 3 (Q_X, Q_A) grid")
+    assert "supplementary: 0.16" in printed
     assert tool.main(["--out", str(out), "--per-id", "1"]) == 2
 
 

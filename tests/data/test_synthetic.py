@@ -198,3 +198,32 @@ def test_nearest_neighbour_learnable_with_a_modality_gap(default_root: pathlib.P
     assert same > 0.6
     assert same > cross + 0.3
     assert cross > 1.5 * chance
+
+
+def test_infrared_intensity_is_mostly_a_fixed_response_to_the_colour() -> None:
+    """Three quarters of a material's infrared intensity is the same spectral response for every
+    identity (learnable), not its luminance; a quarter is the identity's hidden signature."""
+    red, green = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    assert synthetic._infrared_level(red, 0.2) == pytest.approx(0.75 * 0.6 + 0.25 * 0.2)
+    assert synthetic._infrared_level(green, 0.2) == pytest.approx(0.75 * 0.1 + 0.25 * 0.2)
+    # a bright green is dark in infrared, unlike its luminance (0.587)
+    assert synthetic._infrared_level(green, 0.0) < 0.587 / 4
+    stripes = synthetic._infrared_level(np.stack([red, green]), np.array([0.2, 0.6]))
+    assert stripes == pytest.approx([0.5, 0.225])
+
+
+def test_nuisance_scales_each_images_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without nuisance, two images of one identity share their silhouette exactly; with it,
+    they move, and the more the larger NUISANCE is."""
+    attrs = synthetic.identity_attributes(0, 7)
+
+    def silhouettes(nuisance: float) -> list[np.ndarray]:
+        monkeypatch.setattr(synthetic, "NUISANCE", nuisance)
+        return [np.any([mask for mask, _ in synthetic._body_layers(
+            attrs, synthetic._rng(0, 3, 7, 1, n), 96, 48)], axis=0) for n in range(8)]
+
+    def moved(masks: list[np.ndarray]) -> float:
+        return float(np.mean([(m != masks[0]).mean() for m in masks[1:]]))
+
+    assert moved(silhouettes(0.0)) == 0.0
+    assert 0.0 < moved(silhouettes(0.5)) < moved(silhouettes(1.0))

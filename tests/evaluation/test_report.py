@@ -129,3 +129,15 @@ def test_compare_runs_refuses_two_runs_of_one_label(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "'cift'" in err and "LABEL=DIR" in err
     assert main([str(tmp_path / "a" / "cift"), f"b={tmp_path / 'b' / 'cift'}"]) == 0
+
+
+def test_ranks_at_100_in_every_setting_are_explained_under_the_table():
+    full = {name: 100.0 for name in ("R10", "R20")} | {"R10_std": 0.0, "R20_std": 0.0}
+    results = {"all-single": {**metrics(30.0), **full}, "indoor-single": {**metrics(40.0), **full}}
+    note = format_protocol_table(results).splitlines()[-1]
+    assert note.startswith("R10 = R20 = 100 in every setting: each query's identity is among "
+                           "its first 10 gallery identities")
+    results["indoor-single"]["R10"] = 97.0
+    assert format_protocol_table(results).splitlines()[-1].startswith("R20 = 100 in every")
+    results["indoor-single"]["R20_std"] = 0.5  # not 100 in every trial
+    assert format_protocol_table(results).splitlines()[-1].startswith("| indoor-single")

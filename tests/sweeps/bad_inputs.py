@@ -66,7 +66,7 @@ class Sweep:
 
     def __init__(self, tree: Path, python: str, work: Path, logs: Path | None, keep: bool):
         self.tree, self.python, self.work, self.logs, self.keep = tree, python, work, logs, keep
-        self.vars: dict[str, str] = {"demo": str(tree / b.QUICK), "cift": str(tree / b.CIFT_QUICK),
+        self.vars: dict[str, str] = {"demo": str(tree / b.DEMO), "cift": str(tree / b.CIFT_DEMO),
                                      "work": str(work)}
         self.prep_errors: dict[str, str] = {}
         self.data = work / "datasets"

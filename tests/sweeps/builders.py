@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-QUICK = "configs/Demo/baseline_synthetic_quick.yml"
-CIFT_QUICK = "configs/Demo/cift_synthetic_quick.yml"
+DEMO = "configs/Demo/baseline_synthetic.yml"
+CIFT_DEMO = "configs/Demo/cift_synthetic.yml"
 
 # The tiny data set of tests/conftest.py: 12 identities (4 test, 2 val), 10 images per camera.
 SYNTHETIC = {"num_ids": 12, "images_per_camera": 10, "test_ids": 4, "val_ids": 2, "seed": 0}
@@ -223,7 +223,7 @@ def non_utf8_regdb_index(regdb: Path) -> None:
 
 
 def write_file(name: str, content: str | bytes, var: str = "file") -> Builder:
-    """tmp/<name> holding `content` ({demo} in text: the quick demo config's absolute path),
+    """tmp/<name> holding `content` ({demo} in text: the demo config's absolute path),
     as placeholder {var}."""
     def build(ctx: Ctx) -> dict:
         path = ctx.tmp / name
@@ -235,7 +235,7 @@ def write_file(name: str, content: str | bytes, var: str = "file") -> Builder:
 
 
 def yaml_on_demo(body: str, name: str = "case.yml") -> Builder:
-    """A config file `_BASE_: <quick demo>` plus `body`, as placeholder {yaml}."""
+    """A config file `_BASE_: <demo config>` plus `body`, as placeholder {yaml}."""
     return write_file(name, "_BASE_: {demo}\n" + body, var="yaml")
 
 

@@ -1,10 +1,10 @@
 """The bad-input sweep's cases (issue 18): every example the issue names, then the variants a new
 user would try on each part of the config and of the commands' flags.
 
-A case runs one command in its own folder. train_net cases are the quick demo config (or the CIFT
+A case runs one command in its own folder. train_net cases are the demo config (or the CIFT
 one) + TINY + OUTPUT_DIR {out} + the case's options; tool cases give their whole command line,
 "@TINY" standing for the TINY overrides. Placeholders: {out} (the watched output), {tmp} (the
-case's folder), {demo} / {cift} (the quick demo configs), {data} (FASTREID_DATASETS), the
+case's folder), {demo} / {cift} (the demo configs), {data} (FASTREID_DATASETS), the
 sweep's prepared files ({run}, {weights}, {early}, {nan_ckpt}, {nomatch_st}, {regdb},
 {search_query}, {search_gallery}) and what the case's builder adds.
 
@@ -50,17 +50,17 @@ class Case:
 
 
 def opt(id: str, group: str, *opts: str, expect: str = "refuse", **kw) -> Case:
-    """A train_net case: the quick demo (TINY) plus `opts`."""
+    """A train_net case: the demo (TINY) plus `opts`."""
     return Case(id, group, expect, opts=opts, **kw)
 
 
 def cift(id: str, group: str, *opts: str, expect: str = "refuse", **kw) -> Case:
-    """A train_net case on the quick CIFT demo."""
+    """A train_net case on the CIFT demo."""
     return Case(id, group, expect, config="{cift}", opts=opts, **kw)
 
 
 def yaml_case(id: str, group: str, body: str, expect: str = "refuse", names=(), **kw) -> Case:
-    """A train_net case whose config file is the quick demo plus `body` (for values the command
+    """A train_net case whose config file is the demo plus `body` (for values the command
     line cannot spell: YAML's .nan, .inf, null)."""
     return Case(id, group, expect, config="{yaml}", build=b.yaml_on_demo(body), names=names,
                 **kw)

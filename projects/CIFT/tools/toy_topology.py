@@ -7,7 +7,8 @@
 Writes to DIR: toy_topology.csv (the Q_X x Q_A grid), toy_topology_line.csv (a finer Q_A sweep
 at the fixed Q_X of --fixed-qx, the supplementary's yellow line), toy_topology_heatmap.png,
 toy_topology_surface.png and summary.json (settings and the two observations), and prints the
-summary. The generator is documented in cift.analysis.toy_experiment and docs/topology.md.
+summary. Its progress shows on stderr (cift.progress: a bar on a terminal, else a line every
+half minute). The generator is documented in cift.analysis.toy_experiment and docs/topology.md.
 """
 import argparse
 import sys
@@ -81,6 +82,10 @@ def main(argv=None) -> int:
     settings = ToySettings(num_ids=args.num_ids, per_id=args.per_id, dim=args.dim,
                            tau=args.tau, k=args.k)
     targets = np.linspace(0.0, 1.0, args.grid)
+    # the first line at once: the two passes take minutes at the defaults (progress on stderr)
+    print(f"toy experiment: {args.reps} repetitions of a {args.grid} x {args.grid} (Q_X, Q_A) "
+          f"grid, then of a {args.line_points}-point Q_A line at Q_X = {args.fixed_qx}; files "
+          f"go to {out}", flush=True)
     start = time.perf_counter()
     grid = run_toy(targets, targets, reps=args.reps, seed=args.seed, settings=settings)
     line = run_toy([args.fixed_qx], np.linspace(0.0, 1.0, args.line_points), reps=args.reps,

@@ -13,6 +13,7 @@ from fastreid.utils.env import seed_all_rng
 
 from ..atomic import remove_stale_temporaries
 from ..config import keys_set, load_config
+from ..console import quiet_console
 from ..errors import CiftInputError
 from .output_lock import lock_output_dir
 from .validate import validate
@@ -111,6 +112,7 @@ def setup(args: argparse.Namespace):
         cfg.freeze()
     if comm.is_main_process() and cfg.OUTPUT_DIR:
         remove_stale_temporaries(cfg.OUTPUT_DIR)
+    quiet_console(cfg.OUTPUT_DIR)  # before default_setup: its dumps go to log.txt only
     default_setup(cfg, args)  # cift's messages reach its logger's handlers (log_forwarding)
     if cpu_fallback:
         logger.warning("no GPU is visible: MODEL.DEVICE defaults to cpu, so this job runs on "

@@ -28,6 +28,7 @@ from .amp import AutocastTrainer
 from .checkpoint import AtomicCheckpointer
 from .epochs import EpochLoop, describe_epoch_lengths, epoch_sampler
 from .hooks import ScalarJSONWriter, ScalarTensorboardWriter, with_cift_hooks
+from .progress_hook import TrainingProgress
 from .resume import RunState, check_resume, check_resumed_shapes
 from .saved_features import features_sink, with_backbone_features
 from .schedule import EpochLRScheduler, check_schedule
@@ -159,14 +160,14 @@ class CIFTTrainer(EpochLoop, DefaultTrainer):
     def build_hooks(self) -> list:
         """fastreid's hooks with the epoch LR schedule in place of its LRScheduler hook; every
         evaluation reaches metrics.json and tensorboard (see cift.engine.hooks), written every
-        SOLVER.LOG_PERIOD iterations and at epoch ends."""
+        SOLVER.LOG_PERIOD iterations and at epoch ends; last, the console's progress display."""
         ret = with_cift_hooks(super().build_hooks(), self.scheduler, self.cfg)
         topology = build_topology_hook(self.cfg, self.model)
         if topology is not None:
             # right after the evaluation (same period), before the checkpointer and writers
             at = next(i for i, h in enumerate(ret) if isinstance(h, hooks.EvalHook)) + 1
             ret.insert(at, topology)
-        return ret
+        return ret + [TrainingProgress()]  # the console's header and progress display
 
     def build_writers(self) -> list:
         """fastreid's console printer, metrics.json and tensorboard writers; the last two write

@@ -27,8 +27,16 @@ def protocol_rows(results: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str
     return rows
 
 
+def saturated_ranks(settings: list[tuple[str, dict]]) -> list[str]:
+    """The CMC ranks ("R20", ...) at 100 ± 0 in every setting of `protocol_rows` output."""
+    names = reported_metrics(settings[0][1]) if settings else []
+    return [n for n in names if n[:1] == "R" and n[1:].isdigit()
+            and all(m[n] == 100.0 and m[n + "_std"] == 0.0 for _, m in settings)]
+
+
 def format_protocol_table(results: dict, title: str = "") -> str:
-    """A plain-text table: one row per setting, 'mean ± std' per metric."""
+    """A plain-text table: one row per setting, 'mean ± std' per metric; under it, a note on
+    the CMC ranks at 100 everywhere (a gallery of that many identities or fewer)."""
     from tabulate import tabulate
 
     settings = protocol_rows(results)
@@ -36,6 +44,12 @@ def format_protocol_table(results: dict, title: str = "") -> str:
     rows = [[label] + [f"{m[name]:.2f} ± {m[name + '_std']:.2f}" for name in names]
             for label, m in settings]
     table = tabulate(rows, headers=["setting", *names], tablefmt="pipe")
+    full = saturated_ranks(settings)
+    if full:
+        k = full[0][1:]
+        table += (f"\n{' = '.join(full)} = 100 in every setting: each query's identity is "
+                  f"among its first {k} gallery identities, as always when the gallery holds "
+                  f"{k} identities or fewer (identity-level CMC).")
     return f"{title}\n{table}" if title else table
 
 
@@ -96,22 +110,35 @@ def method_rows(name: str, results: dict) -> dict[str, dict[str, dict]]:
     return methods
 
 
-def compare_table(runs: dict[str, dict], dataset: str, metrics=None) -> str:
-    """One row per setting, `metrics` (default: R1, mAP or mAP@R, mINP where reported) mean ±
-    std per method of every run, for one test set. Every run keeps its own columns, labelled
-    by its key in `runs` (two runs whose columns would share a label raise ValueError)."""
-    from tabulate import tabulate
-
+def compare_columns(runs: dict[str, dict], dataset: str) -> dict[str, dict[str, dict]]:
+    """{column: {setting: metrics}} of every run on one test set: each run keeps its own
+    columns, labelled by its key in `runs` (two runs whose columns would share a label raise
+    ValueError)."""
     methods: dict[str, dict[str, dict]] = {}
     for name, results in runs.items():
         for column, rows in method_rows(name, results[dataset]).items():
             if column in methods:
                 raise ValueError(f"two runs give the column {column!r}: label them apart")
             methods[column] = rows
+    return methods
+
+
+def compared_metrics(methods: dict[str, dict[str, dict]]) -> list[str]:
+    """compare_table's default metrics: R1, mAP or mAP@R, mINP, where every column reports
+    them."""
+    reported = [reported_metrics(m) for rows in methods.values() for m in rows.values()]
+    common = [n for n in (reported or [[]])[0] if all(n in names for names in reported)]
+    return [n for n in common if n in COMPARED or n.startswith("mAP@")]
+
+
+def compare_table(runs: dict[str, dict], dataset: str, metrics=None) -> str:
+    """One row per setting, `metrics` (default: :func:`compared_metrics`) mean ± std per
+    method of every run, for one test set (columns from :func:`compare_columns`)."""
+    from tabulate import tabulate
+
+    methods = compare_columns(runs, dataset)
     if metrics is None:
-        reported = [reported_metrics(m) for rows in methods.values() for m in rows.values()]
-        common = [n for n in (reported or [[]])[0] if all(n in names for names in reported)]
-        metrics = [n for n in common if n in COMPARED or n.startswith("mAP@")]
+        metrics = compared_metrics(methods)
     settings = list(dict.fromkeys(s for rows in methods.values() for s in rows))
     headers = ["setting"] + [f"{m} {x}" for m in methods for x in metrics]
     table = [[s] + [f"{rows[s][x]:.1f} ± {rows[s][x + '_std']:.1f}" if s in rows else "-"

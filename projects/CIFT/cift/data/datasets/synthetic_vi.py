@@ -16,7 +16,7 @@ class SyntheticVI(SYSUMM01):
 
     Written to `$FASTREID_DATASETS/SyntheticVI` in the SYSU-MM01 raw layout, so the demo runs
     the same loader, sampler and protocol as the real benchmark. Cameras 1, 2, 4, 5 render in
-    colour, cameras 3 and 6 in grey with intensities from a hidden per-identity attribute.
+    colour, cameras 3 and 6 in grey: mostly a fixed response to the colour, partly hidden.
     """
 
     dataset_dir = "SyntheticVI"
