@@ -33,6 +33,11 @@ class TransferSettings:
         lists: always for "sparse", above `sparse_above` nodes for "auto", never for "dense"."""
         return self.mode == "sparse" or (self.mode == "auto" and num_nodes > self.sparse_above)
 
+    def form(self, num_nodes: int) -> str:
+        """The form of `cift.modeling.transfer.test_time_transfer` for a graph of `num_nodes`
+        nodes: "sparse" (neighbour lists, :meth:`sparse`) or "chunked" (dense)."""
+        return "sparse" if self.sparse(num_nodes) else "chunked"
+
 
 def search_backend(cfg) -> str:
     """The neighbour search of the test-time transfer and the top-R retrieval

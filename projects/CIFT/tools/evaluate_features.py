@@ -299,8 +299,8 @@ def numpy_graph_transfer(settings: GraphSettings, cfg) -> PoolTransfer:
     def transfer(gallery: np.ndarray, queries: np.ndarray, branch: str):
         g = torch.from_numpy(np.ascontiguousarray(gallery, dtype=np.float32))
         q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
-        form = "sparse" if how.sparse(g.shape[0] + q.shape[0]) else "chunked"
-        g_out, q_out = test_time_transfer(g, q, settings, form=form, backend=how.backend)
+        g_out, q_out = test_time_transfer(g, q, settings, form=how.form(g.shape[0] + q.shape[0]),
+                                          backend=how.backend)
         return g_out.numpy(), q_out.numpy()
     return PoolTransfer(transfer, settings, how, lambda branch: None)
 

@@ -37,7 +37,6 @@ from .step_guards import guard_finite_loss
 logger = logging.getLogger(__name__)
 
 
-
 def numpy_transfer(model) -> PoolTransfer | None:
     """The model's test-time graph transfer on numpy arrays (a protocol's trials from one
     neighbour search, `PoolTransfer`), or None for a model without one."""

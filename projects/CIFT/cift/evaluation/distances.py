@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 __all__ = ["MAX_UNION_ENTRIES", "RAW_DTYPE", "PairwiseRankings", "certain_rows", "l2_normalise",
-           "negative_inner_product", "order_is_certain", "trial_rankings"]
+           "negative_inner_product", "order_is_certain", "trial_rankings", "trial_union"]
 
 # Precision of the raw features' product: the public scripts' feature arrays are float64.
 RAW_DTYPE = np.float64
@@ -89,6 +89,12 @@ def order_is_certain(dist: np.ndarray, order: np.ndarray, q_norms: np.ndarray,
     return bool(certain_rows(dist, order, q_norms, float(g_norms.max()), dim).all())
 
 
+def trial_union(trials: Sequence[Trial]) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct query indices and gallery indices of (q, g) trials."""
+    return (np.unique(np.concatenate([q for q, _ in trials])),
+            np.unique(np.concatenate([g for _, g in trials])))
+
+
 class PairwiseRankings:
     """−q·gᵀ of every (query, gallery item) pair that some trials use, computed once as one
     product, and each trial's distances sliced from it.
@@ -101,20 +107,25 @@ class PairwiseRankings:
     product's ranking either way.
     """
 
-    def __init__(self, x: np.ndarray, trials: Sequence[Trial]):
+    def __init__(self, x: np.ndarray, trials: Sequence[Trial],
+                 union: tuple[np.ndarray, np.ndarray] | None = None):
+        """x: (N, d) features; trials: (q, g) index arrays into x; union: their
+        :func:`trial_union` when the caller has it."""
         self.x = x
-        self.queries = np.unique(np.concatenate([q for q, _ in trials]))
-        self.gallery = np.unique(np.concatenate([g for _, g in trials]))
+        self.queries, self.gallery = trial_union(trials) if union is None else union
         self.union = negative_inner_product(x[self.queries], x[self.gallery])
         self.norms = np.linalg.norm(x, axis=1)
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
 
-    @staticmethod
-    def fits(trials: Sequence[Trial]) -> bool:
-        """Whether the product of the trials' queries and gallery items is small enough."""
-        q = np.unique(np.concatenate([q for q, _ in trials])).size
-        g = np.unique(np.concatenate([g for _, g in trials])).size
-        return q * g <= MAX_UNION_ENTRIES
+    @classmethod
+    def shared(cls, x: np.ndarray, trials: Sequence[Trial]) -> PairwiseRankings | None:
+        """One product for several trials; None for a single trial or a product of more than
+        MAX_UNION_ENTRIES entries (each trial then gets its own)."""
+        if len(trials) < 2:
+            return None
+        union = trial_union(trials)
+        fits = union[0].size * union[1].size <= MAX_UNION_ENTRIES
+        return cls(x, trials, union) if fits else None
 
     def sorted_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """The product's argsort per row (int32) and which rows are certain (computed once)."""
@@ -160,8 +171,8 @@ def trial_rankings(x: np.ndarray, trials: Sequence[Trial],
     small enough, see :class:`PairwiseRankings`); a single trial, or trials whose product is too
     large, get their own products.
     """
-    if shared is None and len(trials) > 1 and PairwiseRankings.fits(trials):
-        shared = PairwiseRankings(x, trials)
+    if shared is None:
+        shared = PairwiseRankings.shared(x, trials)
     for q, g in trials:
         yield shared.ranking(q, g) if shared is not None else (
             negative_inner_product(x[q], x[g]), None)

@@ -211,9 +211,7 @@ def run_tasks(features: Callable[[str], np.ndarray], items: Sequence[tuple], tas
         """The branch's features in float64 and one product for all of its tasks' trials."""
         if branch not in raw:
             x = np.asarray(features(branch), dtype=RAW_DTYPE)
-            trials = branch_trials(tasks, branch)
-            fits = len(trials) > 1 and PairwiseRankings.fits(trials)
-            raw[branch] = x, PairwiseRankings(x, trials) if fits else None
+            raw[branch] = x, PairwiseRankings.shared(x, branch_trials(tasks, branch))
         return raw[branch]
 
     def scores(task: Task) -> Iterator[tuple]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..evaluation.distances import Trial, trial_union
 from ..neighbours import unit_rows
 from ..search_settings import TransferSettings
 from .graph import GraphSettings
@@ -31,8 +32,6 @@ __all__ = ["MAX_POOL_ENTRIES", "PoolTransfer"]
 # bound of the raw features' shared product (cift.evaluation.distances.MAX_UNION_ENTRIES).
 MAX_POOL_ENTRIES = 2**27
 
-# (trial query indices, trial gallery indices) into the feature rows
-Trial = tuple[np.ndarray, np.ndarray]
 # (gallery (G, d), queries (Q, d), branch) -> transferred (gallery, queries), L2-normalised,
 # float32 (cift.evaluation.vi_evaluator.GraphTransfer).
 GraphTransfer = Callable[[np.ndarray, np.ndarray, str], tuple[np.ndarray, np.ndarray]]
@@ -64,22 +63,28 @@ class PoolTransfer:
         return self.trial(gallery, queries, branch)
 
     def shares(self, trials: Sequence[Trial]) -> bool:
-        """Whether the trials go through one neighbour search: several trials, each an H2FT
-        graph the torch search builds from neighbour lists, and products that fit."""
+        """Whether the trials go through one neighbour search (:meth:`shared_union`)."""
+        return self.shared_union(trials) is not None
+
+    def shared_union(self, trials: Sequence[Trial]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The trials' sorted distinct query and pool indices when they go through one
+        neighbour search: several trials, each an H2FT graph the torch search builds from
+        neighbour lists, and products that fit; else None."""
         if len(trials) < 2 or self.settings.graph == "gft" or self.how.backend != "torch":
-            return False
+            return None
         if not all(self.how.sparse(q.size + g.size) for q, g in trials):
-            return False
-        queries = np.unique(np.concatenate([q for q, _ in trials])).size
-        pool = np.unique(np.concatenate([g for _, g in trials])).size
-        return PoolNeighbours.entries(queries, pool) <= MAX_POOL_ENTRIES
+            return None
+        queries, pool = trial_union(trials)
+        fits = PoolNeighbours.entries(queries.size, pool.size) <= MAX_POOL_ENTRIES
+        return (queries, pool) if fits else None
 
     @torch.no_grad()
     def over_trials(self, x: np.ndarray, trials: Sequence[Trial], branch: str
                     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(x[g] transferred (G, d), x[q] transferred (Q, d)), float32, of each (q, g) trial of
         the (N, d) features x, in order (trials' gallery items distinct)."""
-        if not self.shares(trials):
+        union = self.shared_union(trials)
+        if union is None:
             for q, g in trials:
                 yield self.trial(x[g], x[q], branch)
             return
@@ -89,8 +94,8 @@ class PoolTransfer:
         keys = unit if key_map is None else key_map(feats)
         index = [(torch.from_numpy(q).long().to(self.device),
                   torch.from_numpy(g).long().to(self.device)) for q, g in trials]
-        neighbours = PoolNeighbours(keys, torch.unique(torch.cat([q for q, _ in index])),
-                                    torch.unique(torch.cat([g for _, g in index])))
+        neighbours = PoolNeighbours(keys, *(torch.from_numpy(i).long().to(self.device)
+                                            for i in union))
         for q, g in index:
             g_out, q_out = transfer_from_lists(unit[g], unit[q], keys[q], self.settings,
                                                *neighbours.lists(q, g, self.settings.k + 1))

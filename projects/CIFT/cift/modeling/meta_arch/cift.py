@@ -202,5 +202,5 @@ class CIFT(VIBaseline):
         L2-normalised; from neighbour lists where TEST.TRANSFER says so."""
         g, q = gallery.to(self.device), queries.to(self.device)
         keys, t = self.projections[branch], self.test_transfer
-        form = "sparse" if t.sparse(g.shape[0] + q.shape[0]) else "chunked"
-        return test_time_transfer(g, q, self.graph, form, t.backend, keys(g), keys(q))
+        return test_time_transfer(g, q, self.graph, t.form(g.shape[0] + q.shape[0]), t.backend,
+                                  keys(g), keys(q))
