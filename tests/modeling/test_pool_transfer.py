@@ -34,6 +34,12 @@ def per_trial(gallery, queries, branch):
     return g.numpy(), q.numpy()
 
 
+def key_map(use_keys, seed):
+    """A random linear key projection (16 -> 8), or None for the normalised features."""
+    torch.manual_seed(seed)
+    return torch.nn.Linear(16, 8, bias=False) if use_keys else None
+
+
 def pooled(keys=None, **how):
     return PoolTransfer(per_trial, SETTINGS, TransferSettings(**how), lambda branch: keys)
 
@@ -59,9 +65,7 @@ def test_each_trials_lists_are_its_own_search():
 @pytest.mark.parametrize("use_keys", [False, True])
 def test_pooled_trials_equal_each_trials_sparse_transfer(use_keys):
     x, trials = draws(seed=1)
-    torch.manual_seed(0)
-    projection = torch.nn.Linear(16, 8, bias=False)
-    keys = projection if use_keys else None
+    keys = key_map(use_keys, seed=0)
 
     def own(gallery, queries, branch):
         g, q = test_time_transfer(
@@ -127,15 +131,44 @@ def test_the_evaluator_transfers_each_branchs_trials_together():
             return per_trial(gallery, queries, branch)
 
         def over_trials(self, x, trials, branch):
-            calls.append((branch, len(trials)))
+            calls.append(("features", branch, len(trials)))
             return pooled(mode="sparse").over_trials(x, trials, branch)
+
+        def distances_over_trials(self, x, trials, branch):
+            calls.append(("distances", branch, len(trials)))
+            return pooled(mode="sparse").distances_over_trials(x, trials, branch)
 
     def two_branches(test_items):
         f = noisy(test_items)
         return np.stack([f, f[:, ::-1].copy()], axis=1)
 
     got = evaluate(two_branches, transfer=Recording())
-    assert calls == [("i2r", 4 * 3)]  # 4 settings x 3 trials, infrared queries
+    assert calls == [("distances", "i2r", 4 * 3)]  # 4 settings x 3 trials, infrared queries
     want = evaluate(two_branches, transfer=per_trial)
     assert got == want
     assert got["CIFT"] != got["CIFT\u2020"]
+
+
+@pytest.mark.parametrize("use_keys", [False, True])
+def test_pooled_distances_are_those_of_each_trials_transferred_features(use_keys):
+    x, trials = draws(seed=4)
+    keys = key_map(use_keys, seed=1)
+    transfer = PoolTransfer(per_trial, SETTINGS, TransferSettings(), lambda branch: keys)
+    assert transfer.shares(trials)
+    with torch.no_grad():
+        got = list(transfer.distances_over_trials(x, trials, "r2i"))
+        pairs = list(transfer.over_trials(x, trials, "r2i"))
+    assert len(got) == len(trials)
+    for (q, g), dist, (g_out, q_out) in zip(trials, got, pairs, strict=True):
+        assert dist.dtype == np.float32 and dist.shape == (len(q), len(g))
+        np.testing.assert_allclose(dist, -(q_out @ g_out.T), rtol=0, atol=2e-6)
+
+
+def test_trials_without_a_shared_search_get_the_product_of_their_features():
+    x, trials = draws(seed=5)
+    transfer = pooled(mode="dense")
+    assert not transfer.shares(trials)
+    for (q, g), dist in zip(trials, transfer.distances_over_trials(x, trials, "i2r"),
+                            strict=True):
+        g_out, q_out = per_trial(x[g], x[q], "i2r")
+        assert np.array_equal(dist, -(q_out @ g_out.T))

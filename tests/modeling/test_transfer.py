@@ -157,3 +157,34 @@ def test_bad_transfer_options_name_the_key():
         cift("TEST.TRANSFER.MODE", "lazy")
     with pytest.raises(CiftInputError, match="TEST.SEARCH.BACKEND"):
         cift("TEST.SEARCH.BACKEND", "annoy")
+
+
+def plain_cosines(g, q, g_weights, g_idx, q_weights, q_idx, self_weights):
+    """cos(q'_i, g'_j) of g'_j = sum_m a_jm g[c_jm] and q'_i = sum_m b_im g[c'_im] + s_i q_i,
+    built one vector at a time."""
+    def combine(weights, idx, extra=None):
+        out = sum(float(w) * g[int(c)] for w, c in zip(weights, idx, strict=True))
+        return out if extra is None else out + extra
+
+    g_out = [combine(g_weights[j], g_idx[j]) for j in range(len(g))]
+    q_out = [combine(q_weights[i], q_idx[i], float(self_weights[i]) * q[i])
+             for i in range(len(q))]
+    return torch.tensor([[float(a @ b / (a.norm() * b.norm())) for b in g_out] for a in q_out],
+                        dtype=torch.float64)
+
+
+@pytest.mark.parametrize("num_g, k", [(9, 3), (4, 4), (30, 2)])
+def test_transferred_cosines_against_the_combined_vectors(num_g, k):
+    torch.manual_seed(num_g)
+    settings = GraphSettings(k=k, tau_hom=0.3, tau_het=0.2)
+    g = F.normalize(torch.randn(num_g, 6, dtype=torch.float64), dim=1)
+    q = F.normalize(torch.randn(7, 6, dtype=torch.float64), dim=1)
+    lists = self_nearest_neighbours(g, k + 1), nearest_neighbours(q, g, k + 1)
+    g_weights, q_weights, self_weights = transfer.list_weights(q, settings, *lists)
+    got = transfer.transferred_cosines(g_weights, lists[0][1], q_weights, lists[1][1],
+                                       self_weights, g @ g.T, q @ g.T, (q * q).sum(dim=1))
+    want = plain_cosines(g, q, g_weights, lists[0][1], q_weights, lists[1][1], self_weights)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    # and they are the cosines of the sparse form's outputs
+    g_out, q_out = transfer.transfer_from_lists(g, q, q, settings, *lists)
+    torch.testing.assert_close(got, q_out @ g_out.T, rtol=0, atol=1e-12)

@@ -16,6 +16,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from .row_sort import argsort_rows
+
 __all__ = ["MAX_UNION_ENTRIES", "RAW_DTYPE", "PairwiseRankings", "certain_rows", "l2_normalise",
            "negative_inner_product", "order_is_certain", "trial_rankings", "trial_union"]
 
@@ -130,7 +132,7 @@ class PairwiseRankings:
     def sorted_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """The product's argsort per row (int32) and which rows are certain (computed once)."""
         if self._sorted is None:
-            order = np.argsort(self.union, axis=1)
+            order = argsort_rows(self.union)
             certain = certain_rows(self.union, order, self.norms[self.queries],
                                    float(self.norms[self.gallery].max()), self.x.shape[1])
             self._sorted = order.astype(np.int32), certain
@@ -156,7 +158,7 @@ class PairwiseRankings:
                 position[cols] = np.arange(cols.size)
                 ranked = position[self._rows(order, rows)]
                 return dist, ranked[ranked >= 0].reshape(rows.size, cols.size)
-        order = np.argsort(dist, axis=1)
+        order = argsort_rows(dist)
         if order_is_certain(dist, order, self.norms[q], self.norms[g], self.x.shape[1]):
             return dist, order
         return negative_inner_product(self.x[q], self.x[g]), None

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
+from .row_sort import argsort_rows
+
 __all__ = ["CMC_MODES", "evaluate_llcm", "evaluate_regdb", "evaluate_sysu"]
 
 # Cameras 2 (visible) and 3 (infrared) film the same place, so a camera-3 query ignores camera 2.
@@ -253,7 +255,7 @@ def _evaluate(
     """
     num_q, num_g = distmat.shape
     # Rank the full matrix at once: sorting masked rows could break ties differently.
-    indices = np.argsort(distmat, axis=1) if order is None else order
+    indices = argsort_rows(distmat) if order is None else order
     g_unique, g_labels = np.unique(g_pids, return_inverse=True)
     # Identities as small integer labels (gathered per ranked item: one byte where they fit);
     # a query identity absent from the gallery gets the unused label g_unique.size.

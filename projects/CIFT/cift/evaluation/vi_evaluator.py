@@ -43,6 +43,10 @@ class TrialsTransfer(Protocol):
                     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(x[g], x[q]) transferred of each (q, g) trial of the (N, d) features x, in order."""
 
+    def distances_over_trials(self, x: np.ndarray, trials: Sequence[Trial], branch: str
+                              ) -> Iterator[np.ndarray]:
+        """−q'·g'ᵀ (Q, G) of each trial's transferred features, in order."""
+
 
 def transferred_trials(transfer: GraphTransfer, x: np.ndarray, trials: Sequence[Trial],
                        branch: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -58,13 +62,18 @@ def protocol_distance(transfer: GraphTransfer | None = None, branch: str = "",
     """(features (N, d), trials) -> each trial's distances: −q·gᵀ
     (`distances.negative_inner_product`) of the raw features in float64, or of the float32
     features the test-time transfer of `branch` gives when `transfer` is given (all trials from
-    one neighbour search where it can: :func:`transferred_trials`); then k-reciprocal
+    one neighbour search where it can: :func:`transferred_trials`, and without re-ranking
+    their distances from the pool's products, `TrialsTransfer.distances_over_trials`); then
+    k-reciprocal
     re-ranking when `rerank` holds its k1, k2 and lambda_value. None for the raw features
     without re-ranking: `run_tasks` ranks them from one product per branch."""
     if transfer is None and rerank is None:
         return None
 
     def distances(x: np.ndarray, trials: Sequence[Trial]) -> Iterator[np.ndarray]:
+        if isinstance(transfer, TrialsTransfer) and rerank is None:
+            yield from transfer.distances_over_trials(x, trials, branch)
+            return
         if transfer is not None:
             pairs = transferred_trials(transfer, x, trials, branch)
         else:

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..evaluation.distances import Trial, trial_union
+from ..evaluation.distances import Trial, negative_inner_product, trial_union
 from ..neighbours import unit_rows
 from ..search_settings import TransferSettings
 from .graph import GraphSettings
-from .transfer import PoolNeighbours, transfer_from_lists
+from .transfer import PoolNeighbours, list_weights, transfer_from_lists, transferred_cosines
 
 __all__ = ["MAX_POOL_ENTRIES", "PoolTransfer"]
 
@@ -88,16 +88,65 @@ class PoolTransfer:
             for q, g in trials:
                 yield self.trial(x[g], x[q], branch)
             return
-        feats = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
-        unit = unit_rows(feats)
-        key_map = self.keys(branch)
-        keys = unit if key_map is None else key_map(feats)
-        index = [(torch.from_numpy(q).long().to(self.device),
-                  torch.from_numpy(g).long().to(self.device)) for q, g in trials]
-        neighbours = PoolNeighbours(keys, *(torch.from_numpy(i).long().to(self.device)
-                                            for i in union))
-        for q, g in index:
-            g_out, q_out = transfer_from_lists(unit[g], unit[q], keys[q], self.settings,
-                                               *neighbours.lists(q, g, self.settings.k + 1))
+        search = _SharedSearch(self, x, union, branch)
+        for q, g in search.index(trials):
+            g_out, q_out = transfer_from_lists(search.unit[g], search.unit[q], search.keys[q],
+                                               self.settings, *search.lists(q, g))
             yield g_out.cpu().numpy(), q_out.cpu().numpy()
+
+    @torch.no_grad()
+    def distances_over_trials(self, x: np.ndarray, trials: Sequence[Trial], branch: str
+                              ) -> Iterator[np.ndarray]:
+        """−q'·g'ᵀ (Q, G), float32, of each (q, g) trial's transferred features, in order: the
+        public scripts' distance of :meth:`over_trials`' outputs. Trials that share one
+        neighbour search get it from the products of the pool's unit features
+        (:func:`cift.modeling.transfer.transferred_cosines`, equal up to rounding) instead of
+        a (Q, d) x (d, G) product per trial."""
+        union = self.shared_union(trials)
+        if union is None:
+            for g_out, q_out in self.over_trials(x, trials, branch):
+                yield negative_inner_product(q_out, g_out)
+            return
+        search = _SharedSearch(self, x, union, branch)
+        products = search.neighbours if search.keys is search.unit else PoolNeighbours(
+            search.unit, search.neighbours.queries, search.neighbours.pool)
+        query_keys = query_self = last_q = None
+        for q, g in search.index(trials):
+            if last_q is None or not torch.equal(q, last_q):  # trials mostly share queries
+                last_q, query_keys, query_self = q, search.keys[q], search.unit_self[q]
+            gallery_gallery, query_gallery = products.trial_products(q, g)
+            lists = search.neighbours.lists(
+                q, g, search.n, (gallery_gallery, query_gallery) if products is
+                search.neighbours else None)
+            g_weights, q_weights, self_weights = list_weights(query_keys, self.settings, *lists)
+            cosines = transferred_cosines(g_weights, lists[0][1], q_weights, lists[1][1],
+                                          self_weights, gallery_gallery, query_gallery,
+                                          query_self)
+            yield (-cosines).cpu().numpy()
+
+
+class _SharedSearch:
+    """The state :class:`PoolTransfer` shares over one branch's trials: the unit features and
+    their squared norms, the keys and the pool's :class:`PoolNeighbours` of the keys."""
+
+    def __init__(self, transfer: PoolTransfer, x: np.ndarray,
+                 union: tuple[np.ndarray, np.ndarray], branch: str):
+        self.device, self.n = transfer.device, transfer.settings.k + 1
+        feats = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        self.unit = unit_rows(feats)
+        self.unit_self = (self.unit * self.unit).sum(dim=1)  # (N,) u·u
+        key_map = transfer.keys(branch)
+        self.keys = self.unit if key_map is None else key_map(feats)
+        self.neighbours = PoolNeighbours(self.keys, *(self._tensor(i) for i in union))
+
+    def _tensor(self, indices: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(indices).long().to(self.device)
+
+    def index(self, trials: Sequence[Trial]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The trials' (q, g) as int64 tensors on the device."""
+        return [(self._tensor(q), self._tensor(g)) for q, g in trials]
+
+    def lists(self, q: torch.Tensor, g: torch.Tensor):
+        """One trial's neighbour lists (:meth:`PoolNeighbours.lists`)."""
+        return self.neighbours.lists(q, g, self.n)
 

@@ -14,7 +14,8 @@ import torch
 from ..neighbours import NORM_FLOOR, nearest_neighbours, self_nearest_neighbours, unit_rows
 from .graph import GraphSettings, affinity, row_weights
 
-__all__ = ["FORMS", "PoolNeighbours", "test_time_transfer", "transfer_from_lists"]
+__all__ = ["FORMS", "PoolNeighbours", "list_weights", "test_time_transfer", "transfer_from_lists",
+           "transferred_cosines"]
 
 # dense: the (G+Q)^2 graph; chunked: the G^2 gallery graph and query rows `block` at a time;
 # sparse: top-(k+1) neighbour lists, O((G + Q)(k + d)) plus one (block, G) similarity block.
@@ -83,11 +84,72 @@ def transfer_from_lists(g: torch.Tensor, q: torch.Tensor, q_keys: torch.Tensor,
     Returns:
         (G, d) gallery and (Q, d) queries transferred, L2-normalised.
     """
-    (g_sims, g_idx), (q_sims, q_idx) = gallery_lists, query_lists
-    g_out = weighted_rows(row_weights(g_sims / float(settings.tau_hom), settings.k), g_idx, g)
-    w = query_rows(q_sims, q_keys, settings)
-    q_out = weighted_rows(w[:, :-1], q_idx, g) + w[:, -1:] * q
+    g_weights, q_weights, self_weights = list_weights(q_keys, settings, gallery_lists,
+                                                      query_lists)
+    g_out = weighted_rows(g_weights, gallery_lists[1], g)
+    q_out = weighted_rows(q_weights, query_lists[1], g) + self_weights[:, None] * q
     return unit_rows(g_out), unit_rows(q_out)
+
+
+def list_weights(q_keys: torch.Tensor, settings: GraphSettings,
+                 gallery_lists: tuple[torch.Tensor, torch.Tensor],
+                 query_lists: tuple[torch.Tensor, torch.Tensor]
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The H2FT rows of the sparse form, from the neighbour lists of :func:`transfer_from_lists`
+    and the (Q, d') query keys: (G, n) weights of each gallery node on its listed neighbours,
+    (Q, n) of each query on its listed gallery nodes and (Q,) on itself."""
+    g_weights = row_weights(gallery_lists[0] / float(settings.tau_hom), settings.k)
+    w = query_rows(query_lists[0], q_keys, settings)
+    return g_weights, w[:, :-1], w[:, -1]
+
+
+def transferred_cosines(g_weights: torch.Tensor, g_idx: torch.Tensor, q_weights: torch.Tensor,
+                        q_idx: torch.Tensor, self_weights: torch.Tensor,
+                        gallery_gallery: torch.Tensor, query_gallery: torch.Tensor,
+                        query_self: torch.Tensor) -> torch.Tensor:
+    r"""cos(q'_i, g'_j) of one trial's transferred features (:func:`transfer_from_lists`), from
+    the products of the unit features they combine rather than from the features themselves.
+
+    The outputs are normalised combinations of the unit gallery features u_g and the query's
+    own u_q: :math:`g'_j \propto \sum_m a_{jm} u_{c_{jm}}`,
+    :math:`q'_i \propto \sum_m b_{im} u_{c'_{im}} + s_i u_{q_i}`, so their inner products and
+    norms are sums of a few entries of the trial's similarities, which its neighbour search
+    has computed: O(Q G n) instead of the O(Q G d) product of the d-dimensional outputs. Equal
+    to the cosines of the outputs up to rounding.
+
+    Args:
+        g_weights, g_idx: (G, n) weights of each gallery node on its neighbours and their
+            indices into the gallery (:func:`list_weights`, the lists' indices).
+        q_weights, q_idx: (Q, n) likewise for each query's gallery neighbours;
+            self_weights: (Q,) each query's weight on itself.
+        gallery_gallery: (G, G) u_g·u_g' (symmetric); query_gallery: (Q, G) u_q·u_g;
+            query_self: (Q,) u_q·u_q.
+    Returns:
+        (Q, G) cosines, in the products' dtype.
+    """
+    num_gallery = gallery_gallery.shape[0]
+    # (Q, G): each unnormalised q'_i against every gallery item
+    q_gallery = neighbour_matrix(q_weights, q_idx, num_gallery) @ gallery_gallery \
+        + self_weights[:, None] * query_gallery
+    gram = q_gallery @ neighbour_matrix(g_weights, g_idx, num_gallery).t()  # (Q, G)
+    q_norm2 = _combination_norm2(q_weights, q_idx, gallery_gallery) \
+        + 2 * self_weights * (q_weights * query_gallery.gather(1, q_idx)).sum(dim=1) \
+        + self_weights * self_weights * query_self
+    g_norm2 = _combination_norm2(g_weights, g_idx, gallery_gallery)
+    return gram / (_norm(q_norm2)[:, None] * _norm(g_norm2)[None, :])
+
+
+def _combination_norm2(weights: torch.Tensor, cols: torch.Tensor, gram: torch.Tensor
+                       ) -> torch.Tensor:
+    """|sum_m weights[:, m] u_{cols[:, m]}|^2 from the Gram matrix of the u: (n, m), (n, m),
+    (V, V) -> (n,)."""
+    pairs = gram[cols[:, :, None], cols[:, None, :]]  # (n, m, m)
+    return (weights[:, :, None] * weights[:, None, :] * pairs).sum(dim=(1, 2))
+
+
+def _norm(squared: torch.Tensor) -> torch.Tensor:
+    """Norms from squared norms, floored as :func:`cift.neighbours.unit_rows` floors them."""
+    return squared.clamp_min(0).sqrt().clamp_min(NORM_FLOOR)
 
 
 class PoolNeighbours:
@@ -114,17 +176,31 @@ class PoolNeighbours:
         """Similarities held for `num_queries` queries and a pool of `num_pool` items."""
         return num_queries * num_pool + num_pool * num_pool
 
-    def lists(self, q: torch.Tensor, g: torch.Tensor, n: int
+    def trial_products(self, q: torch.Tensor, g: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One trial's slices: (Q,) queries and (G,) gallery items, int64 indices into the keys
+        -> the (G, G) similarities within its gallery and the (Q, G) of its queries to it."""
+        rows, cols = torch.searchsorted(self.queries, q), torch.searchsorted(self.pool, g)
+        query_pool = self.query_pool
+        if rows.numel() != query_pool.shape[0] or not bool(
+                (rows == torch.arange(rows.numel(), device=rows.device)).all()):
+            query_pool = query_pool.index_select(0, rows)
+        return (self.pool_pool.index_select(0, cols).index_select(1, cols),
+                query_pool.index_select(1, cols))
+
+    def lists(self, q: torch.Tensor, g: torch.Tensor, n: int,
+              products: tuple[torch.Tensor, torch.Tensor] | None = None
               ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """One trial's neighbour lists: (Q,) queries and (G,) distinct gallery items, int64
         indices into the keys -> ((G, n') similarities and indices into g of each gallery node's
         nearest gallery nodes, (Q, n') of each query's), n' = min(n, G), as
-        :func:`transfer_from_lists` takes them."""
-        rows = torch.searchsorted(self.queries, q)
-        cols = torch.searchsorted(self.pool, g)
-        n = min(n, cols.numel())
-        gallery = self.pool_pool.index_select(0, cols).index_select(1, cols).topk(n, dim=1)
-        queries = self.query_pool.index_select(0, rows).index_select(1, cols).topk(n, dim=1)
+        :func:`transfer_from_lists` takes them. ``products``: the trial's
+        :meth:`trial_products` when the caller has them."""
+        gallery_gallery, query_gallery = self.trial_products(q, g) if products is None \
+            else products
+        n = min(n, g.numel())
+        gallery = gallery_gallery.topk(n, dim=1)
+        queries = query_gallery.topk(n, dim=1)
         return (gallery.values, gallery.indices), (queries.values, queries.indices)
 
 
