@@ -143,9 +143,9 @@ RELATIONS = [
     (["TEST.RETRIEVAL.TOP_R", "5", "TEST.RERANK.ENABLED", "True"],
      "TEST.RETRIEVAL.TOP_R 5: expected 0 with TEST.RERANK.ENABLED True (re-ranking needs the "
      "whole distance matrix; set TOP_R 0 or disable RERANK)"),
-    (["DATASETS.SYNTHETIC.TEST_IDS", "350"],
-     f"{DEMO}: DATASETS.SYNTHETIC.NUM_IDS 360: expected more than DATASETS.SYNTHETIC.TEST_IDS + "
-     "VAL_IDS (350 + 10): the rest are the training identities"),
+    (["DATASETS.SYNTHETIC.TEST_IDS", "450"],
+     f"{DEMO}: DATASETS.SYNTHETIC.NUM_IDS 460: expected more than DATASETS.SYNTHETIC.TEST_IDS + "
+     "VAL_IDS (450 + 10): the rest are the training identities"),
     (["DATALOADER.SAMPLER_TRAIN", "SetReWeightSampler"],
      "DATALOADER.SET_WEIGHT []: expected one weight > 0 per camera set with "
      "DATALOADER.SAMPLER_TRAIN SetReWeightSampler"),
