@@ -69,12 +69,12 @@ def test_fastreid_style_script_with_cift_trainer_prints_the_tables(env, tmp_path
 
 
 def test_every_cift_data_set_takes_its_options_from_its_config_hook():
-    cfg = load_config(DEMO, ["DATASETS.SYNTHETIC.NUM_IDS", "97", "DATASETS.SYNTHETIC.SEED", "3",
+    cfg = load_config(DEMO, ["DATASETS.SYNTHETIC.NUM_IDS", "197", "DATASETS.SYNTHETIC.SEED", "3",
                              "DATASETS.REGDB.SPLIT", "4"])
     for name in CIFT_DATASETS:
         assert hasattr(DATASET_REGISTRY.get(name), "config_kwargs"), name
     synthetic = DATASET_REGISTRY.get("SyntheticVI").config_kwargs(cfg)
-    assert synthetic["num_ids"] == 97 and synthetic["seed"] == 3
+    assert synthetic["num_ids"] == 197 and synthetic["seed"] == 3
     assert synthetic["test_ids"] == cfg.DATASETS.SYNTHETIC.TEST_IDS
     assert DATASET_REGISTRY.get("RegDB").config_kwargs(cfg) == {"trial": 4}
     assert DATASET_REGISTRY.get("SYSUMM01").config_kwargs(cfg) == {}
