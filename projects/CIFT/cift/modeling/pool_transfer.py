@@ -115,9 +115,9 @@ class PoolTransfer:
             if last_q is None or not torch.equal(q, last_q):  # trials mostly share queries
                 last_q, query_keys, query_self = q, search.keys[q], search.unit_self[q]
             gallery_gallery, query_gallery = products.trial_products(q, g)
-            lists = search.neighbours.lists(
-                q, g, search.n, (gallery_gallery, query_gallery) if products is
-                search.neighbours else None)
+            same = products is search.neighbours  # keys are the unit features: reuse
+            lists = search.neighbours.lists(q, g, search.n,
+                                            (gallery_gallery, query_gallery) if same else None)
             g_weights, q_weights, self_weights = list_weights(query_keys, self.settings, *lists)
             cosines = transferred_cosines(g_weights, lists[0][1], q_weights, lists[1][1],
                                           self_weights, gallery_gallery, query_gallery,

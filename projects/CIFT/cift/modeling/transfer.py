@@ -131,7 +131,9 @@ def transferred_cosines(g_weights: torch.Tensor, g_idx: torch.Tensor, q_weights:
     # (Q, G): each unnormalised q'_i against every gallery item
     q_gallery = neighbour_matrix(q_weights, q_idx, num_gallery) @ gallery_gallery \
         + self_weights[:, None] * query_gallery
-    gram = q_gallery @ neighbour_matrix(g_weights, g_idx, num_gallery).t()  # (Q, G)
+    # (Q, G) inner products, as a sparse x dense product (the form every torch device has)
+    gram = (neighbour_matrix(g_weights, g_idx, num_gallery) @ q_gallery.T.contiguous()).T
+    gram = gram.contiguous()
     q_norm2 = _combination_norm2(q_weights, q_idx, gallery_gallery) \
         + 2 * self_weights * (q_weights * query_gallery.gather(1, q_idx)).sum(dim=1) \
         + self_weights * self_weights * query_self
