@@ -13,6 +13,15 @@ from cift.data.synthetic import ensure_synthetic_sysu
 logging.raiseExceptions = False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_checkout_datasets(tmp_path_factory):
+    """FASTREID_DATASETS is an empty folder unless a test sets it: no test reads the checkout's
+    datasets/, where a user's `make demo` leaves its data set."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FASTREID_DATASETS", str(tmp_path_factory.mktemp("no-datasets")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def datasets_root(tmp_path_factory) -> Path:
     """A tiny SyntheticVI tree (12 identities, 4 of them test) for end-to-end runs; tests that
