@@ -36,7 +36,7 @@ VISIBLE_CAMERAS = (1, 2, 4, 5)
 INFRARED_CAMERAS = (3, 6)
 MARKER = ".complete"
 # Bump when the rendering changes, so that a cached data set made by older code is not reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: each image's jitter scaled by NUISANCE
 JPEG_QUALITY = 95
 # Infrared intensity of a material: INFRARED_VISIBLE_SHARE of it is INFRARED_RESPONSE @ its
 # visible RGB colour, the rest its identity's hidden signature. The response is not the
