@@ -26,8 +26,7 @@ sys.path.insert(0, str(ROOT / "projects" / "CIFT"))
 from cift.evaluation.tasks import run_tasks, run_tasks_top_r, sysu_tasks  # noqa: E402
 from cift.evaluation.vi_evaluator import protocol_distances, protocol_retrieval  # noqa: E402
 from cift.modeling.graph import GraphSettings  # noqa: E402
-from cift.modeling.pool_transfer import PoolTransfer  # noqa: E402
-from cift.modeling.transfer import test_time_transfer  # noqa: E402
+from cift.modeling.pool_transfer import numpy_pool_transfer  # noqa: E402
 from cift.search_settings import TransferSettings  # noqa: E402
 
 
@@ -63,16 +62,8 @@ def main() -> None:
     start = time.perf_counter()
     tasks = sysu_tasks(items, num_query)
     t_draws = time.perf_counter() - start
-    form = "sparse" if args.transfer == "sparse" else "chunked"  # the model's dense form
-
-    def transfer(gallery, queries, branch):
-        g, q = test_time_transfer(torch.from_numpy(gallery), torch.from_numpy(queries),
-                                  GraphSettings(), form=form)
-        return g.numpy(), q.numpy()
-
     # as the evaluator and the tool transfer: a branch's trials from one neighbour search
-    pooled = PoolTransfer(transfer, GraphSettings(), TransferSettings(mode=args.transfer),
-                          lambda branch: None)
+    pooled = numpy_pool_transfer(GraphSettings(), TransferSettings(mode=args.transfer))
 
     def score(transfer_fn):
         if args.top_r:

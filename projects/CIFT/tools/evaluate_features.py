@@ -35,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import cift  # noqa: E402, F401  first: patches fastreid and registers everything
 
 # isort: split
-import torch  # noqa: E402
 from fastreid.data.datasets import DATASET_REGISTRY  # noqa: E402
 
 from cift.atomic import atomic_write_json  # noqa: E402
@@ -61,8 +60,7 @@ from cift.evaluation.vi_evaluator import (  # noqa: E402
 )
 from cift.fastreid_private import registered_names  # noqa: E402
 from cift.modeling.graph import GraphSettings  # noqa: E402
-from cift.modeling.pool_transfer import PoolTransfer  # noqa: E402
-from cift.modeling.transfer import test_time_transfer  # noqa: E402
+from cift.modeling.pool_transfer import numpy_pool_transfer  # noqa: E402
 from cift.search_settings import search_backend, transfer_settings  # noqa: E402
 
 RAW, TRANSFER, RERANK, BOTH = "raw", "transfer", "rerank", "transfer+rerank"
@@ -290,21 +288,6 @@ def check_against_test_split(saved: SavedFeatures, root: str) -> bool:
 # ---------------------------------------------------------------- scoring
 
 
-def numpy_graph_transfer(settings: GraphSettings, cfg) -> PoolTransfer:
-    """The test-time transfer (cift.modeling.transfer) on numpy arrays, in float32: dense or
-    from neighbour lists as TEST.TRANSFER says, a protocol's trials from one neighbour search
-    (`PoolTransfer`), as the evaluator's model does."""
-    how = transfer_settings(cfg)
-
-    def transfer(gallery: np.ndarray, queries: np.ndarray, branch: str):
-        g = torch.from_numpy(np.ascontiguousarray(gallery, dtype=np.float32))
-        q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
-        g_out, q_out = test_time_transfer(g, q, settings, form=how.form(g.shape[0] + q.shape[0]),
-                                          backend=how.backend)
-        return g_out.numpy(), q_out.numpy()
-    return PoolTransfer(transfer, settings, how, lambda branch: None)
-
-
 class Scorer:
     """One file's features, items and tasks, scored raw or post-processed."""
 
@@ -370,7 +353,7 @@ def evaluate(scorers: list[Scorer], cfg, methods: dict[str, tuple]
 
 def methods_of(args: argparse.Namespace, cfg) -> dict[str, tuple]:
     """{method: (transfer, rerank)} of the raw features and each post-processing asked for."""
-    transfer = numpy_graph_transfer(GraphSettings.from_config(cfg), cfg)
+    transfer = numpy_pool_transfer(GraphSettings.from_config(cfg), transfer_settings(cfg))
     r = cfg.TEST.RERANK
     rerank = dict(k1=r.K1, k2=r.K2, lambda_value=r.LAMBDA)
     methods = {RAW: (None, None)}
@@ -386,12 +369,12 @@ def methods_of(args: argparse.Namespace, cfg) -> dict[str, tuple]:
 def grid(args: argparse.Namespace, scorers: list[Scorer], cfg, flags: dict[str, list]
          ) -> list[dict]:
     """One transferred evaluation per (k, tau_hom, tau_het) combination."""
-    base = GraphSettings.from_config(cfg)
+    base, how = GraphSettings.from_config(cfg), transfer_settings(cfg)
     axes = {name: flags.get(name, [getattr(base, name)]) for name in GRID_FLAGS}
     rows = []
     for k, tau_hom, tau_het in itertools.product(*axes.values()):
         settings = GraphSettings(graph=base.graph, tau_hom=tau_hom, tau_het=tau_het, k=k)
-        results, _ = evaluate(scorers, cfg, {TRANSFER: (numpy_graph_transfer(settings, cfg),
+        results, _ = evaluate(scorers, cfg, {TRANSFER: (numpy_pool_transfer(settings, how),
                                                         None)})
         rows.append({"k": k, "tau_hom": tau_hom, "tau_het": tau_het, **results[TRANSFER]})
     return rows

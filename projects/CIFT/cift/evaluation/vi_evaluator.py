@@ -64,9 +64,8 @@ def protocol_distance(transfer: GraphTransfer | None = None, branch: str = "",
     features the test-time transfer of `branch` gives when `transfer` is given (all trials from
     one neighbour search where it can: :func:`transferred_trials`, and without re-ranking
     their distances from the pool's products, `TrialsTransfer.distances_over_trials`); then
-    k-reciprocal
-    re-ranking when `rerank` holds its k1, k2 and lambda_value. None for the raw features
-    without re-ranking: `run_tasks` ranks them from one product per branch."""
+    k-reciprocal re-ranking when `rerank` holds its k1, k2 and lambda_value. None for the raw
+    features without re-ranking: `run_tasks` ranks them from one product per branch."""
     if transfer is None and rerank is None:
         return None
 

@@ -24,9 +24,15 @@ from ..evaluation.distances import Trial, negative_inner_product, trial_union
 from ..neighbours import unit_rows
 from ..search_settings import TransferSettings
 from .graph import GraphSettings
-from .transfer import PoolNeighbours, list_weights, transfer_from_lists, transferred_cosines
+from .transfer import (
+    PoolNeighbours,
+    list_weights,
+    test_time_transfer,
+    transfer_from_lists,
+    transferred_cosines,
+)
 
-__all__ = ["MAX_POOL_ENTRIES", "PoolTransfer"]
+__all__ = ["MAX_POOL_ENTRIES", "PoolTransfer", "numpy_pool_transfer"]
 
 # Largest number of similarities held for one branch's trials (PoolNeighbours.entries), the
 # bound of the raw features' shared product (cift.evaluation.distances.MAX_UNION_ENTRIES).
@@ -108,21 +114,36 @@ class PoolTransfer:
                 yield negative_inner_product(q_out, g_out)
             return
         search = _SharedSearch(self, x, union, branch)
-        products = search.neighbours if search.keys is search.unit else PoolNeighbours(
-            search.unit, search.neighbours.queries, search.neighbours.pool)
+        # the unit features' similarities: the search's own unless its keys are projected
+        keyed = search.keys is not search.unit
+        products = PoolNeighbours(search.unit, search.neighbours.queries,
+                                  search.neighbours.pool) if keyed else search.neighbours
         query_keys = query_self = last_q = None
         for q, g in search.index(trials):
             if last_q is None or not torch.equal(q, last_q):  # trials mostly share queries
                 last_q, query_keys, query_self = q, search.keys[q], search.unit_self[q]
             gallery_gallery, query_gallery = products.trial_products(q, g)
-            same = products is search.neighbours  # keys are the unit features: reuse
-            lists = search.neighbours.lists(q, g, search.n,
-                                            (gallery_gallery, query_gallery) if same else None)
+            lists = search.neighbours.lists(
+                q, g, search.n, None if keyed else (gallery_gallery, query_gallery))
             g_weights, q_weights, self_weights = list_weights(query_keys, self.settings, *lists)
             cosines = transferred_cosines(g_weights, lists[0][1], q_weights, lists[1][1],
                                           self_weights, gallery_gallery, query_gallery,
                                           query_self)
             yield (-cosines).cpu().numpy()
+
+
+def numpy_pool_transfer(settings: GraphSettings, how: TransferSettings) -> PoolTransfer:
+    """The test-time transfer of features without a model (the graph compares the normalised
+    features themselves) on numpy arrays, in float32: one trial in the form ``how`` gives its
+    graph size, a protocol's trials from one neighbour search (:class:`PoolTransfer`)."""
+    def transfer(gallery: np.ndarray, queries: np.ndarray, branch: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        g = torch.from_numpy(np.ascontiguousarray(gallery, dtype=np.float32))
+        q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+        g_out, q_out = test_time_transfer(g, q, settings, form=how.form(g.shape[0] + q.shape[0]),
+                                          backend=how.backend)
+        return g_out.numpy(), q_out.numpy()
+    return PoolTransfer(transfer, settings, how, lambda branch: None)
 
 
 class _SharedSearch:
