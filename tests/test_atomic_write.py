@@ -58,7 +58,7 @@ LIMITED = textwrap.dedent("""
     try:
         {body}
     except WriteError as err:
-        sys.exit(print_input_error(err, status=1))
+        sys.exit(print_input_error(err))
 """)
 LIMIT = 100_000
 

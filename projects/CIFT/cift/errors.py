@@ -32,14 +32,12 @@ def error_line(err: BaseException) -> str:
     return re.sub(r"^cift(\.\w+)+: ", "", last) if len(lines) > 1 else last
 
 
-def print_input_error(err: BaseException, status: int | None = None) -> int:
+def print_input_error(err: BaseException) -> int:
     """Print `err` as one `error: ...` line on stderr (:func:`error_line`) and return the exit
-    status: `status` when given, else 1 for a CiftJobError and 2 for anything else (input)."""
+    status: 1 for a CiftJobError, 2 for anything else (input)."""
     import sys
 
     print(f"error: {error_line(err)}", file=sys.stderr)
-    if status is not None:
-        return status
     return 1 if isinstance(err, CiftJobError) else 2
 
 
