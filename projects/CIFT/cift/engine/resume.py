@@ -93,16 +93,20 @@ class RunState:
 
 
 def last_checkpoint(output_dir: str) -> str:
-    """The file `output_dir/last_checkpoint` names, or "" when there is none."""
+    """The file `output_dir/last_checkpoint` names, or "" when there is none; CiftInputError
+    when the tag is not UTF-8 or the file it names does not exist."""
     tag = os.path.join(output_dir, "last_checkpoint")
     if not output_dir or not os.path.isfile(tag):
         return ""
     with open(tag, "rb") as f:
         name = f.read().strip()
     try:
-        return os.path.join(output_dir, name.decode("utf-8"))
+        path = os.path.join(output_dir, name.decode("utf-8"))
     except UnicodeDecodeError:
         raise CiftInputError(f"{tag}: not a checkpoint name (not UTF-8 text)") from None
+    if not os.path.isfile(path):
+        raise CiftInputError(f"--resume: {path}: checkpoint file not found (named by {tag})")
+    return path
 
 
 def saved_checkpoint(path: str) -> dict | None:
@@ -129,9 +133,6 @@ def check_resume(cfg, world_size: int, num_classes: int | None = None) -> None:
     with `num_classes` (the training identities), a checkpoint whose model is not the config's
     (another backbone depth, another data set) in one line naming what differs."""
     path = last_checkpoint(cfg.OUTPUT_DIR)
-    if path and not os.path.isfile(path):
-        raise CiftInputError(f"--resume: {path}: checkpoint file not found (named by "
-                             f"{os.path.join(cfg.OUTPUT_DIR, 'last_checkpoint')})")
     content = saved_checkpoint(path) if path else None
     state = (content or {}).get("run_state")
     if isinstance(state, dict):
